@@ -1,0 +1,3 @@
+from mlxui.cli import main
+
+raise SystemExit(main())

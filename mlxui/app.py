@@ -1,0 +1,94 @@
+"""Composition root: builds every service once, wires routes and pages, runs the NiceGUI app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nicegui import app, ui
+
+from mlxui import db
+from mlxui.api.security import HostOriginGuard, HostPolicy
+from mlxui.api.status import register_status_api
+from mlxui.config import Config
+from mlxui.ui.pages import register_pages
+from mlxui.ui.theme import Theme
+
+log = logging.getLogger("mlxui")
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+if not ASSETS.is_dir():  # installed as a wheel: assets ship inside the package
+    ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+@dataclass
+class Services:
+    """Everything a page or endpoint may use, built once at start-up and handed down."""
+
+    config: Config
+    theme: Theme = field(default_factory=Theme)
+    ready: bool = False
+    startup_error: str | None = None
+    _started: asyncio.Event = field(default_factory=asyncio.Event)
+    status_sources: dict[str, Callable[[], list[dict[str, Any]]]] = field(default_factory=dict)
+
+    def status_list(self, name: str) -> list[dict[str, Any]]:
+        source = self.status_sources.get(name)
+        return source() if source else []
+
+    async def start(self) -> None:
+        try:
+            self.config.ensure_dirs()
+            await db.init_db(self.config.db_path)
+            await self.theme.load()
+        except (db.DatabaseError, OSError) as exc:
+            self.startup_error = str(exc)
+            log.error("mlxui cannot start: %s", exc)
+        else:
+            self.ready = True
+            log.info("mlxui ready at %s (data in %s)", self.config.base_url, self.config.home)
+        finally:
+            self._started.set()
+
+    async def wait_started(self, timeout: float = 60.0) -> None:
+        """NiceGUI runs start-up hooks as background tasks: pages wait here before touching services."""
+        await asyncio.wait_for(self._started.wait(), timeout)
+
+    async def stop(self) -> None:
+        self.ready = False
+        await db.close_db()
+
+
+def create_app(config: Config) -> Services:
+    """Register middleware, endpoints and pages on NiceGUI's app; returns the services."""
+    services = Services(config=config)
+    extra_hosts = [h.strip() for h in os.environ.get("MLXUI_ALLOWED_HOSTS", "").split(",") if h.strip()]
+    app.add_middleware(HostOriginGuard, policy=HostPolicy(config.host, extra_hosts))
+    app.add_static_files("/assets", str(ASSETS))
+    register_status_api(app, services)
+    register_pages(services)
+    app.on_startup(services.start)
+    app.on_shutdown(services.stop)
+    return services
+
+
+def serve(config: Config, *, native: bool = False, show: bool = True) -> None:
+    """Run the app until interrupted (blocks)."""
+    create_app(config)
+    ui.run(
+        host=config.host,
+        port=config.port,
+        title="mlxui",
+        favicon=ASSETS / "icon.svg",
+        dark=None,
+        reload=False,
+        show=show and not native,
+        native=native,
+        window_size=(1280, 860) if native else None,
+        show_welcome_message=False,
+        uvicorn_logging_level="warning",
+    )

@@ -1,0 +1,47 @@
+"""`mlxui` command line. Every user error prints one clear line and a non-zero exit code.
+
+Exit codes: 0 ok, 1 the app is not running / the thing asked for is not there, 2 bad usage or a
+setting that cannot work (port in use, bad value), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mlxui import __version__
+from mlxui.cli import app_commands
+from mlxui.cli.common import CliError
+from mlxui.config import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlxui",
+        description="Find, download, serve and chat with local MLX models. Without a command: `mlxui run`.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlxui {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    app_commands.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not args_list or args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version"):
+        args_list = ["run", *args_list]  # `mlxui --port 9000` means `mlxui run --port 9000`
+    args = parser.parse_args(args_list)
+    try:
+        return int(args.handler(args) or 0)
+    except (CliError, ConfigError) as exc:
+        print(str(exc), file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("mlxui: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

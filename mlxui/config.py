@@ -1,0 +1,95 @@
+"""Settings that decide where mlxui keeps its data and where it listens.
+
+Precedence: explicit arguments (CLI flags) > environment (`MLXUI_*`) > defaults. Hugging Face
+locations come from huggingface_hub's own constants so `HF_HOME`, `HF_HUB_CACHE`, `HF_ENDPOINT`
+and `HF_TOKEN` behave exactly as they do for every other HF tool.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import platformdirs
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def _hf_cache_dir() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _hf_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    hf_cache: Path = field(default_factory=_hf_cache_dir)
+    hf_endpoint: str = field(default_factory=_hf_endpoint)
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "mlxui.sqlite3"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.home / "images"
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.logs_dir, self.images_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def with_overrides(self, **changes: object) -> Config:
+        """A copy with the given non-None fields replaced (CLI flags use this)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def default_home() -> Path:
+    return Path(platformdirs.user_data_dir("mlxui", appauthor=False))
+
+
+def load_config(env: dict[str, str] | None = None) -> Config:
+    """Read the configuration from the environment (``os.environ`` unless given)."""
+    env = dict(os.environ if env is None else env)
+    home = Path(env["MLXUI_HOME"]).expanduser() if env.get("MLXUI_HOME") else default_home()
+    host = env.get("MLXUI_HOST") or DEFAULT_HOST
+    port_text = env.get("MLXUI_PORT") or str(DEFAULT_PORT)
+    try:
+        port = int(port_text)
+    except ValueError as exc:
+        raise ConfigError(f"MLXUI_PORT must be a number, got {port_text!r}") from exc
+    check_port(port)
+    return Config(home=home.resolve(), host=host, port=port)
+
+
+def check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"port must be between 1 and 65535, got {port}")
+
+
+class ConfigError(ValueError):
+    """A setting the user gave cannot be used; the message says which and why."""

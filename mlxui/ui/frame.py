@@ -1,0 +1,63 @@
+"""The frame around every page: header with navigation and theme switch, footer with status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from nicegui import ui
+
+from mlxui import __version__
+from mlxui.system.backend import detect_backend
+from mlxui.ui.testid import testid
+
+if TYPE_CHECKING:
+    from mlxui.app import Services
+
+NAV = [
+    ("Models", "/models", "view_in_ar"),
+    ("Servers", "/servers", "dns"),
+    ("Chat", "/chat", "forum"),
+    ("Settings", "/settings", "settings"),
+]
+
+
+@contextmanager
+def frame(services: Services, current: str) -> Iterator[ui.column]:
+    """Wrap a page's content; `current` is the path of the page being shown."""
+    ui.dark_mode().bind_value_from(services.theme, "dark")
+    ui.colors(primary="#7c5cff")
+    with ui.header().classes("items-center gap-2 px-4 py-2 bg-slate-900 text-white"):
+        ui.image("/assets/icon.svg").classes("w-7 h-7")
+        ui.label("mlxui").classes("text-lg font-semibold mr-4")
+        for title, path, icon in NAV:
+            button = ui.button(title, icon=icon, on_click=lambda p=path: ui.navigate.to(p)).props(
+                "flat no-caps"
+            )
+            testid(button.props(f"color={'primary' if path == current else 'white'}"), f"nav-{title.lower()}")
+            if path == current:
+                button.classes("bg-white/10")
+        ui.space()
+        _theme_switch(services)
+    with ui.footer().classes("px-4 py-1 text-xs bg-slate-900 text-slate-300"):
+        testid(ui.label(f"mlxui {__version__}"), "footer-version")
+        ui.label("·")
+        testid(ui.label(f"MLX backend: {detect_backend()}"), "footer-backend")
+        ui.space()
+        ui.label(services.config.base_url)
+    with ui.column().classes("w-full max-w-6xl mx-auto p-4 gap-4") as content:
+        if services.startup_error:
+            with testid(ui.card(), "startup-error").classes("w-full bg-red-900 text-white"):
+                ui.label("mlxui could not start").classes("font-semibold")
+                ui.label(services.startup_error)
+        yield content
+
+
+def _theme_switch(services: Services) -> None:
+    async def toggle() -> None:
+        await services.theme.set_dark(not services.theme.dark)
+
+    button = testid(ui.button(on_click=toggle).props("flat round color=white"), "theme-toggle")
+    button.bind_icon_from(services.theme, "dark", lambda dark: "light_mode" if dark else "dark_mode")
+    button.tooltip("Switch between dark and light mode")

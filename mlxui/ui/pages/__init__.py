@@ -1,0 +1,38 @@
+"""Page routes. Each page module only arranges components inside the shared frame."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nicegui import ui
+
+from mlxui.ui.pages import chat_page, models_page, servers_page, settings_page
+
+if TYPE_CHECKING:
+    from mlxui.app import Services
+
+
+def register_pages(services: Services) -> None:
+    @ui.page("/")
+    def index() -> None:
+        ui.navigate.to("/models")
+
+    @ui.page("/models", title="Models · mlxui")
+    async def models() -> None:
+        await services.wait_started()
+        await models_page.build(services)
+
+    @ui.page("/servers", title="Servers · mlxui")
+    async def servers() -> None:
+        await services.wait_started()
+        await servers_page.build(services)
+
+    @ui.page("/chat", title="Chat · mlxui")
+    async def chat() -> None:
+        await services.wait_started()
+        await chat_page.build(services)
+
+    @ui.page("/settings", title="Settings · mlxui")
+    async def settings() -> None:
+        await services.wait_started()
+        await settings_page.build(services)

@@ -1,0 +1,61 @@
+# Shared set-up for scripts/run, scripts/test and scripts/bench (sourced, not run).
+# Creates .venv when missing and (re)installs mlxui when pyproject.toml or the wanted extras changed;
+# otherwise it is a fast no-op.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+find_python() {
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  echo "mlxui needs Python 3.11 or newer; install it (macOS: brew install python@3.12) and try again" >&2
+  return 1
+}
+
+ensure_venv() {
+  local extras="${1:-}"
+  local spec="."
+  [ -n "$extras" ] && spec=".[$extras]"
+  if [ ! -x "$VENV/bin/python" ]; then
+    local python
+    python="$(find_python)" || exit 1
+    echo "mlxui: creating $VENV" >&2
+    "$python" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
+  fi
+  local stamp="$VENV/.mlxui-installed"
+  local want
+  want="$(cat "$ROOT/pyproject.toml" | cksum | cut -d' ' -f1)-$extras"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "mlxui: installing dependencies ($spec) into .venv, this takes a few minutes the first time" >&2
+    (cd "$ROOT" && "$VENV/bin/python" -m pip install --quiet -e "$spec") >&2
+    echo "$want" > "$stamp"
+  fi
+}
+
+# Debian/Ubuntu packages (only where apt is usable: root, or passwordless sudo).
+ensure_apt_packages() {
+  local missing=()
+  for pair in "$@"; do
+    local cmd="${pair%%:*}" pkg="${pair##*:}"
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null 2>&1 || { echo "mlxui: please install: ${missing[*]}" >&2; return 0; }
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+      echo "mlxui: please install: ${missing[*]} (apt-get install ${missing[*]})" >&2
+      return 0
+    fi
+  fi
+  echo "mlxui: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq >&2 || true
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2 || \
+    echo "mlxui: could not install ${missing[*]}; browser tests will be skipped" >&2
+}

@@ -1,0 +1,6 @@
+pytest_plugins = [
+    "tests.harness.procguard",
+    "tests.harness.fixtures_app",
+    "tests.harness.fixtures_models",
+    "tests.harness.fixtures_hub",
+]
