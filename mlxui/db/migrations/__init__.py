@@ -1,0 +1,1 @@
+"""Migrations for the "models" app, written by `python -m tortoise ... makemigrations` (see mlxui.db)."""
