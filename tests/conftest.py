@@ -3,4 +3,5 @@ pytest_plugins = [
     "tests.harness.fixtures_app",
     "tests.harness.fixtures_models",
     "tests.harness.fixtures_hub",
+    "tests.harness.fixtures_downloads",
 ]
