@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from mlxui import __version__
-from mlxui.cli import app_commands
+from mlxui.cli import app_commands, models_commands
 from mlxui.cli.common import CliError
 from mlxui.config import ConfigError
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mlxui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     app_commands.add_commands(commands)
+    models_commands.add_commands(commands)
     return parser
 
 

@@ -9,8 +9,9 @@ import sys
 import webbrowser
 from typing import Any
 
-from mlxui.cli.common import CliError, add_target_options, api_get, config_from_args, human_bytes, print_json
+from mlxui.cli.common import CliError, add_target_options, api_get, config_from_args, print_json
 from mlxui.config import Config, check_port
+from mlxui.format import human_bytes
 
 
 def add_commands(commands: Any) -> None:

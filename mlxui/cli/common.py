@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 
 from mlxui.config import Config, load_config
+from mlxui.format import human_bytes
+
+__all__ = ["CliError", "add_target_options", "api_get", "config_from_args", "human_bytes", "print_json"]
 
 
 class CliError(Exception):
@@ -46,13 +49,3 @@ def api_get(config: Config, path: str, timeout: float = 5.0) -> Any:
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
-
-
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "n/a"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
