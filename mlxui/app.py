@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import get_token
 from nicegui import app, ui
 
 from mlxui import db
 from mlxui.api.security import HostOriginGuard, HostPolicy
 from mlxui.api.status import register_status_api
 from mlxui.config import Config
+from mlxui.hub.downloads import DownloadManager
 from mlxui.ui.pages import register_pages
 from mlxui.ui.theme import Theme
 
@@ -30,6 +32,7 @@ class Services:
     """Everything a page or endpoint may use, built once at start-up and handed down."""
 
     config: Config
+    downloads: DownloadManager
     theme: Theme = field(default_factory=Theme)
     ready: bool = False
     startup_error: str | None = None
@@ -45,6 +48,7 @@ class Services:
             self.config.ensure_dirs()
             await db.init_db(self.config.db_path)
             await self.theme.load()
+            await self.downloads.restore()
         except (db.DatabaseError, OSError) as exc:
             self.startup_error = str(exc)
             log.error("mlxui cannot start: %s", exc)
@@ -60,12 +64,19 @@ class Services:
 
     async def stop(self) -> None:
         self.ready = False
+        await self.downloads.shutdown()  # rows keep their phase: the next start resumes them
         await db.close_db()
 
 
 def create_app(config: Config) -> Services:
     """Register middleware, endpoints and pages on NiceGUI's app; returns the services."""
-    services = Services(config=config)
+    services = Services(
+        config=config,
+        downloads=DownloadManager(config.hf_cache, config.hf_endpoint, token_provider=get_token),
+    )
+    services.status_sources["downloads"] = lambda: [
+        download_status(st) for st in services.downloads.downloads.values()
+    ]
     extra_hosts = [h.strip() for h in os.environ.get("MLXUI_ALLOWED_HOSTS", "").split(",") if h.strip()]
     app.add_middleware(HostOriginGuard, policy=HostPolicy(config.host, extra_hosts))
     app.add_static_files("/assets", str(ASSETS))
@@ -74,6 +85,11 @@ def create_app(config: Config) -> Services:
     app.on_startup(services.start)
     app.on_shutdown(services.stop)
     return services
+
+
+def download_status(st: Any) -> dict[str, Any]:
+    keys = ("repo_id", "state", "bytes_done", "bytes_total", "speed_bps", "eta_s", "current_file", "error")
+    return {key: getattr(st, key) for key in keys}
 
 
 def serve(config: Config, *, native: bool = False, show: bool = True) -> None:

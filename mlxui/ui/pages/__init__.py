@@ -18,9 +18,9 @@ def register_pages(services: Services) -> None:
         ui.navigate.to("/models")
 
     @ui.page("/models", title="Models · mlxui")
-    async def models() -> None:
+    async def models(q: str = "", author: str = models_page.DEFAULT_AUTHOR, tab: str = "hub") -> None:
         await services.wait_started()
-        await models_page.build(services)
+        await models_page.build(services, query=q, author=author, tab=tab)
 
     @ui.page("/servers", title="Servers · mlxui")
     async def servers() -> None:
