@@ -78,4 +78,3 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str =
 def find_marked(chrome: webdriver.Chrome, marker: str) -> WebElement:
     """An element marked in NiceGUI with `.mark(marker)`."""
     return chrome.find_element(By.CSS_SELECTOR, f'[data-testid="{marker}"]')
-

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from nicegui import ui
 
-from mlxui.ui.components.empty_state import EmptyState
+from mlxui.ui.components.about_card import AboutCard
+from mlxui.ui.components.hf_token_card import HfTokenCard
 from mlxui.ui.frame import frame
 from mlxui.ui.testid import testid
 
@@ -17,8 +18,5 @@ if TYPE_CHECKING:
 async def build(services: Services) -> None:
     with frame(services, "/settings"):
         testid(ui.label("Settings").classes("text-2xl font-semibold"), "page-title")
-        EmptyState(
-            "settings",
-            "Settings",
-            "Port, Hugging Face token, cache location and start-up behaviour will be set here.",
-        )
+        HfTokenCard(services.config.hf_endpoint)
+        AboutCard(services.config)
