@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nicegui import ui
+from fastapi.responses import RedirectResponse
+from nicegui import app, ui
 
 from mlxui.ui.pages import chat_page, models_page, servers_page, settings_page
 
@@ -13,9 +14,9 @@ if TYPE_CHECKING:
 
 
 def register_pages(services: Services) -> None:
-    @ui.page("/")
-    def index() -> None:
-        ui.navigate.to("/models")
+    @app.get("/", include_in_schema=False)
+    def index() -> RedirectResponse:
+        return RedirectResponse("/models")
 
     @ui.page("/models", title="Models · mlxui")
     async def models(q: str = "", author: str = models_page.DEFAULT_AUTHOR, tab: str = "hub") -> None:
