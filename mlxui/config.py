@@ -19,6 +19,9 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 def _hf_cache_dir() -> Path:
+    # huggingface_hub resolves its cache once, at import; an HF_HUB_CACHE set later still wins here.
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     from huggingface_hub import constants
 
     return Path(constants.HF_HUB_CACHE)

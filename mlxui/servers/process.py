@@ -1,0 +1,329 @@
+"""One managed server process: its state machine, start, readiness, crash watch and stop.
+
+Every state change goes through `ManagedServer._transition`, which checks it against
+`TRANSITIONS`, logs it and publishes it. The process is a real `mlx_lm.server` or
+`mlx_vlm.server` started from an argument list in its own session (so its pid is its process
+group id), with its output in a per-profile log file. A server re-adopted after an mlxui restart
+is not our child: it is watched and stopped through psutil by pid, never by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+from nicegui import binding
+
+from mlxui.servers.launch import (
+    LOG_TAIL_LINES,
+    SERVER_MODULES,
+    StartFailure,
+    arg_after,
+    build_command,
+    describe_exit,
+    failure_line,
+    file_size,
+    free_port,
+    open_log,
+    port_in_use,
+    read_log_tail,
+)
+from mlxui.servers.osprocess import ServerProcess
+from mlxui.servers.profiles import Profile
+from mlxui.servers.state import RUNNING_STATES, ServerMetrics, ServerState
+
+logger = logging.getLogger(__name__)
+
+S = ServerState
+TRANSITIONS: dict[ServerState, frozenset[ServerState]] = {
+    S.STOPPED: frozenset({S.STARTING, S.LOADING}),  # LOADING: re-adopting a live process
+    S.STARTING: frozenset({S.LOADING, S.FAILED, S.STOPPING}),
+    S.LOADING: frozenset({S.READY, S.FAILED, S.STOPPING}),
+    S.READY: frozenset({S.CRASHED, S.STOPPING}),
+    S.FAILED: frozenset({S.STARTING, S.STOPPED}),
+    S.CRASHED: frozenset({S.STARTING, S.STOPPED}),
+    S.STOPPING: frozenset({S.STOPPED}),
+}
+WATCH_INTERVAL_S = 0.25  # how quickly a crash of a ready server is noticed
+_PORT_RETRIES = 3  # an auto port can be taken between choosing it and the server binding it
+
+
+class ServerError(RuntimeError):
+    """A server could not be started; the message is the sentence (and log tail) a user sees."""
+
+
+class ManagedServer:
+    """A profile's server and its lifecycle. Fields the UI shows are bindable properties."""
+
+    name = binding.BindableProperty()
+    state = binding.BindableProperty()
+    pid = binding.BindableProperty()
+    port = binding.BindableProperty()
+    error = binding.BindableProperty()
+    on_demand = binding.BindableProperty()
+    kind = binding.BindableProperty()
+    upstream_model = binding.BindableProperty()
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        logs_dir: Path,
+        env: dict[str, str],
+        publish: Callable[[ManagedServer, ServerState], None],
+    ) -> None:
+        self.profile = profile
+        self.name = profile.name
+        self.kind = profile.kind
+        self.upstream_model = profile.model  # the --model argument; mlx_vlm needs it in requests
+        self.state = ServerState.STOPPED
+        self.pid: int | None = None
+        self.port: int | None = None
+        self.error: str | None = None
+        self.on_demand = False
+        self.metrics = ServerMetrics()
+        self.last_used = time.monotonic()  # plain attributes: written per request, bound by nobody
+        self.active_requests = 0
+        self.cmdline: list[str] | None = None
+        self.create_time: float | None = None  # psutil create_time of pid (identity + uptime)
+        self.failed_at: float | None = None  # monotonic time of the last FAILED transition
+        self._logs_dir = logs_dir
+        self._env = env
+        self._publish = publish
+        self._process: ServerProcess | None = None
+        self._log_path: Path | None = None
+        self._log_offset = 0
+        self._stream_tokens = 0
+        self._watcher: asyncio.Task[None] | None = None
+
+    # --- what the gateway and the sampler call -------------------------------------------------
+
+    @property
+    def base_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.port}" if self.port is not None else None
+
+    @property
+    def log_path(self) -> Path:
+        # A running server keeps writing where it started, even if its profile was renamed since.
+        if self._log_path is not None and self.state in RUNNING_STATES:
+            return self._log_path
+        return self._logs_dir / f"{self.name}.log"
+
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Wrap a proxied request: a server with requests in flight is never stopped as idle."""
+        self.active_requests += 1
+        self.last_used = time.monotonic()
+        try:
+            yield
+        finally:
+            self.active_requests -= 1
+            self.last_used = time.monotonic()
+
+    def record_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
+        self.metrics.prompt_tokens_total += prompt_tokens
+        self.metrics.completion_tokens_total += completion_tokens
+        self.metrics.requests += 1
+        self.last_used = time.monotonic()
+
+    def record_stream_tokens(self, n: int) -> None:
+        # Called per streamed chunk: keep it to two attribute writes.
+        self._stream_tokens += n
+        self.last_used = time.monotonic()
+
+    def record_error(self, message: str) -> None:
+        self.metrics.last_error = message
+
+    def take_stream_tokens(self) -> int:
+        """Tokens streamed since the last call (the sampler turns them into tokens/s)."""
+        n, self._stream_tokens = self._stream_tokens, 0
+        return n
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines of the server's log file (a small blocking read)."""
+        return read_log_tail(self.log_path, lines)
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    # --- lifecycle (the supervisor serialises these per server) ------------------------------
+
+    async def launch(self, ready_timeout: float) -> None:
+        """Spawn the server and wait for a successful warm-up; READY, or FAILED + ServerError."""
+        self._log_path = self._logs_dir / f"{self.name}.log"
+        self._transition(ServerState.STARTING)
+        self.kind, self.upstream_model = self.profile.kind, self.profile.model
+        self.metrics.reset_totals()
+        deadline = time.monotonic() + ready_timeout
+        try:
+            for attempt in range(_PORT_RETRIES):
+                port = self.profile.port or free_port()
+                if self.profile.port and await asyncio.to_thread(port_in_use, port):
+                    raise StartFailure(
+                        f"Port {port} is in use by another program. Stop that program or give the "
+                        "profile another port (or none, to pick a free one)."
+                    )
+                await self._spawn(port)
+                try:
+                    await self._wait_ready(deadline)
+                    break
+                except StartFailure as exc:
+                    tail = await self._stop_process_and_read_tail(timeout=2.0)
+                    retry = not self.profile.port and "address already in use" in tail.lower()
+                    if not retry or attempt == _PORT_RETRIES - 1:
+                        raise StartFailure(f"{exc}\nLast lines of {self.log_path}:\n{tail}") from None
+                    logger.info("server %s: port %d was taken meanwhile; trying another", self.name, port)
+        except StartFailure as exc:
+            self._forget_process()
+            self._transition(ServerState.FAILED, error=str(exc).rstrip())
+            raise ServerError(str(exc).rstrip()) from None
+        except asyncio.CancelledError:
+            # Stop or shut-down cancelled the start: a loading server needs no graceful exit.
+            if self._process is not None:
+                self._process.kill_now()
+            self._transition(ServerState.STOPPING)
+            self._forget_process()
+            self._transition(ServerState.STOPPED)
+            raise
+        self._transition(ServerState.READY)
+
+    async def adopt(self, pid: int, port: int, cmdline: list[str], ready_timeout: float) -> None:
+        """Take over a live server a previous mlxui run started; READY after a warm-up answers."""
+        process = ServerProcess(pid)
+        if process.create_time is None:
+            raise psutil.NoSuchProcess(pid)
+        self._process, self._log_path = process, self._logs_dir / f"{self.name}.log"
+        self.pid, self.port, self.cmdline, self.create_time = pid, port, cmdline, process.create_time
+        self.upstream_model = arg_after(cmdline, "--model") or self.profile.model
+        self.kind = "vlm" if SERVER_MODULES["vlm"] in cmdline else "lm"
+        self._log_offset = await asyncio.to_thread(file_size, self._log_path)
+        self._transition(ServerState.LOADING)
+        try:
+            await self._wait_ready(time.monotonic() + ready_timeout)
+        except StartFailure as exc:
+            tail = await self._stop_process_and_read_tail(timeout=5.0)
+            message = f"The server left running by the last mlxui session did not answer: {exc}\n{tail}"
+            self._forget_process()
+            self._transition(ServerState.FAILED, error=message.rstrip())
+            raise ServerError(message.rstrip()) from None
+        self._transition(ServerState.READY)
+
+    async def terminate(self, timeout: float) -> None:
+        """SIGTERM the process group, SIGKILL after `timeout`; STOPPED when no process remains."""
+        if self.state == ServerState.STOPPED:
+            return
+        if self.state in (ServerState.FAILED, ServerState.CRASHED):
+            self._transition(ServerState.STOPPED)  # nothing runs; the user acknowledged it
+            return
+        self._transition(ServerState.STOPPING)
+        if self._process is not None:
+            await self._process.stop(timeout)
+        self._forget_process()
+        self._transition(ServerState.STOPPED)
+
+    def detach(self) -> None:
+        """Stop watching without stopping the process (mlxui quits and keeps servers running)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+        if self._process is not None:
+            self._process.detach()
+
+    # --- the one place where the state changes ----------------------------------------------
+
+    def _transition(self, new: ServerState, *, error: str | None = None) -> None:
+        old = self.state
+        if new not in TRANSITIONS[old]:
+            raise RuntimeError(f"server {self.name}: illegal transition {old} -> {new}")
+        self.error = error if new in (ServerState.FAILED, ServerState.CRASHED) else None
+        if new == ServerState.FAILED:
+            self.failed_at = time.monotonic()
+        if new in (ServerState.STOPPED, ServerState.FAILED, ServerState.CRASHED):
+            self.metrics.clear_live()
+        if self._watcher is not None:  # only a READY server is watched
+            self._watcher.cancel()
+            self._watcher = None
+        if new == ServerState.READY:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch(), name=f"watch {self.name}")
+        self.state = new
+        summary = error.splitlines()[0] if error else ""
+        logger.info(
+            "server %s: %s -> %s (pid %s, port %s) %s", self.name, old, new, self.pid, self.port, summary
+        )
+        self._publish(self, old)
+
+    # --- internals ------------------------------------------------------------------------
+
+    async def _spawn(self, port: int) -> None:
+        cmd = build_command(self.profile, port)
+        log, self._log_offset = await asyncio.to_thread(open_log, self.log_path, cmd)
+        try:
+            self._process = ServerProcess.spawn(cmd, log=log, env=self._env, cwd=self._logs_dir)
+        except OSError as exc:
+            raise StartFailure(f"Could not start {cmd[2]}: {exc.strerror or exc}") from exc
+        finally:
+            log.close()  # the child has its own copy of the descriptor
+        self.pid, self.port, self.cmdline = self._process.pid, port, cmd
+        self.create_time = self._process.create_time
+        if self.state == ServerState.STARTING:
+            self._transition(ServerState.LOADING)
+
+    async def _wait_ready(self, deadline: float) -> None:
+        """Poll a warm-up chat request (max_tokens 1) until it succeeds; the process exiting, an
+        error line in its log or the deadline raise StartFailure."""
+        body = {
+            "model": self.upstream_model,
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 1,
+        }
+        last_problem = "no answer yet"
+        async with httpx.AsyncClient(base_url=self.base_url or "", trust_env=False) as client:
+            while True:
+                if not self.is_alive():
+                    code = self._process.returncode if self._process else None
+                    raise StartFailure(f"The server exited while loading ({describe_exit(code)}).")
+                problem = await asyncio.to_thread(failure_line, self.log_path, self._log_offset)
+                if problem:
+                    raise StartFailure(f"The server failed to load the model: {problem}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StartFailure(f"The model did not answer within the start timeout ({last_problem}).")
+                try:
+                    response = await client.post("/v1/chat/completions", json=body, timeout=remaining)
+                except httpx.TransportError as exc:  # not listening yet, or reset while loading
+                    last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                else:
+                    if response.status_code == 200:
+                        return
+                    last_problem = f"HTTP {response.status_code}: {response.text[:200]}"
+                await asyncio.sleep(0.2)
+
+    async def _watch(self) -> None:
+        while self.state == ServerState.READY:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if self.state == ServerState.READY and not self.is_alive():
+                code = self._process.returncode if self._process else None
+                tail = await asyncio.to_thread(read_log_tail, self.log_path, LOG_TAIL_LINES, self._log_offset)
+                message = f"The server (pid {self.pid}) stopped unexpectedly ({describe_exit(code)}).\n{tail}"
+                self._watcher = None  # this task ends here; the transition must not cancel it
+                self._forget_process()
+                self._transition(ServerState.CRASHED, error=message.rstrip())
+                return
+
+    async def _stop_process_and_read_tail(self, timeout: float) -> str:
+        if self._process is not None:
+            await self._process.stop(timeout)
+        return await asyncio.to_thread(read_log_tail, self.log_path, LOG_TAIL_LINES, self._log_offset)
+
+    def _forget_process(self) -> None:
+        self._process = None
+        self.pid = self.port = self.cmdline = self.create_time = None

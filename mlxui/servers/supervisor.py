@@ -1,0 +1,400 @@
+"""The supervisor: one `ManagedServer` per profile, starts shared between callers, re-adoption,
+the idle TTL, the LRU limit and the one 1 Hz metrics sampler.
+
+What happens to running servers when mlxui quits is the setting "servers.on_quit":
+"stop" (default) stops them; "keep" leaves them running, and the next mlxui start re-adopts
+every one whose pid, start time and command line still match what was recorded (token counts
+continue). Records that no longer match a live process are cleared; that process is not touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from mlxui.config import Config
+from mlxui.db import get_setting, set_setting
+from mlxui.servers.gpu import GpuSampler, detect_gpu_sampler
+from mlxui.servers.metrics import MetricsSampler
+from mlxui.servers.process import ManagedServer, ServerError
+from mlxui.servers.profiles import Profile, Profiles
+from mlxui.servers.runs import KEPT_RUNS_SETTING, kept_counters, readopt, save_run_record
+from mlxui.servers.state import RUNNING_STATES, ServerEvent, ServerMetrics, ServerState
+
+logger = logging.getLogger(__name__)
+
+ON_QUIT_SETTING = "servers.on_quit"  # "stop" | "keep"
+MAX_RUNNING_SETTING = "servers.max_running"  # int | None
+FAILED_RETRY_S = 30.0  # ensure_ready does not retry a failed start sooner (each try may load for minutes)
+LRU_GRACE_S = 5.0  # a server used this recently is busy, not idle: never stopped to make room
+_AUTO_GPU: Any = object()
+_ENDED = (ServerState.STOPPED, ServerState.FAILED, ServerState.CRASHED)
+
+Listener = Callable[[ServerEvent], Any]
+
+__all__ = [
+    "KEPT_RUNS_SETTING",
+    "ManagedServer",
+    "ServerError",
+    "ServerEvent",
+    "ServerMetrics",
+    "ServerState",
+    "Supervisor",
+    "UnknownProfile",
+]
+
+
+class UnknownProfile(KeyError):
+    """No profile has this name (or model id)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"There is no server profile named {self.name!r}."
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        sampler_interval: float = 1.0,
+        stop_timeout: float = 10.0,
+        ready_timeout: float = 120.0,
+        gpu: GpuSampler | None = _AUTO_GPU,
+    ) -> None:
+        self.config = config
+        self.sampler_interval = sampler_interval
+        self.stop_timeout = stop_timeout
+        self.ready_timeout = ready_timeout
+        self.max_running: int | None = None  # LRU-stop idle servers beyond this many
+        self.servers: dict[str, ManagedServer] = {}
+        self.sampler = MetricsSampler(detect_gpu_sampler() if gpu is _AUTO_GPU else gpu)
+        self._profiles = Profiles(config)
+        self._listeners: list[Listener] = []
+        self._starts: dict[ManagedServer, asyncio.Task[ManagedServer]] = {}
+        self._locks: dict[ManagedServer, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._db_lock = asyncio.Lock()  # run-record writes land in the order of the transitions
+        self._sampler_task: asyncio.Task[None] | None = None
+        self._env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",  # servers load what is on disk; downloads are mlxui's job
+            "HF_HUB_CACHE": str(config.hf_cache),
+            "PYTHONUNBUFFERED": "1",  # log lines arrive while they happen (load errors, tracebacks)
+        }
+
+    # --- life of the app ------------------------------------------------------------------
+
+    async def start_up(self) -> None:
+        """Load profiles, re-adopt live servers, clear stale records, autostart, start sampling."""
+        self.config.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.config.hf_cache.mkdir(parents=True, exist_ok=True)  # /v1/models fails without it
+        self.max_running = await get_setting(MAX_RUNNING_SETTING, None)
+        kept: dict[str, dict[str, Any]] = await get_setting(KEPT_RUNS_SETTING, None) or {}
+        if kept:
+            await set_setting(KEPT_RUNS_SETTING, {})
+        profiles = await self._profiles.all()
+        for profile in profiles:
+            self._add(profile)
+        recorded = [p for p in profiles if p.run_pid is not None]
+        await asyncio.gather(*(self._adopt_or_clear(p, kept.get(p.name, {})) for p in recorded))
+        for profile in profiles:
+            if profile.autostart and self.servers[profile.name].state == ServerState.STOPPED:
+                self._begin_start(self.servers[profile.name], on_demand=False)
+        self._sampler_task = asyncio.get_running_loop().create_task(
+            self._sample_loop(), name="server metrics"
+        )
+
+    async def shut_down(self, stop_servers: bool | None = None) -> None:
+        """Stop sampling and either stop every server or leave them running for re-adoption.
+
+        `stop_servers=None` follows the setting "servers.on_quit" ("stop" unless it says "keep").
+        """
+        if stop_servers is None:
+            stop_servers = await get_setting(ON_QUIT_SETTING, "stop") != "keep"
+        if self._sampler_task is not None:
+            self._sampler_task.cancel()
+            await asyncio.gather(self._sampler_task, return_exceptions=True)
+            self._sampler_task = None
+        starting = list(self._starts.values())  # a half-started server is stopped either way
+        for task in starting:
+            task.cancel()
+        await asyncio.gather(*starting, return_exceptions=True)
+        if stop_servers:
+            await asyncio.gather(
+                *(self.stop(s.name) for s in list(self.servers.values()) if s.state in RUNNING_STATES)
+            )
+        else:
+            kept = {}
+            for server in self.servers.values():
+                if server.state == ServerState.READY:
+                    server.detach()
+                    kept[server.name] = kept_counters(server)
+                    logger.info(
+                        "server %s keeps running (pid %s) for the next mlxui start", server.name, server.pid
+                    )
+            await set_setting(KEPT_RUNS_SETTING, kept)
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)  # pending run-record writes
+        self.sampler.close()
+
+    # --- servers -----------------------------------------------------------------------------
+
+    def get(self, name: str) -> ManagedServer | None:
+        return self.servers.get(name)
+
+    def find_by_model(self, model: str) -> ManagedServer | None:
+        """The server for a request's `model`: a profile name, or a model id only one profile uses."""
+        if model in self.servers:
+            return self.servers[model]
+        folded = [s for s in self.servers.values() if s.name.casefold() == model.casefold()]
+        if len(folded) == 1:
+            return folded[0]
+        by_model = [s for s in self.servers.values() if s.profile.model == model]
+        return by_model[0] if len(by_model) == 1 else None
+
+    async def start(self, name: str, *, on_demand: bool = False) -> ManagedServer:
+        """Start `name` and return it once READY; raises ServerError (with the log tail) on failure."""
+        server = self._require(name)
+        if server.state == ServerState.READY:
+            server.on_demand = server.on_demand and on_demand  # a user's start makes it stay
+            return server
+        return await _shared(self._starts.get(server) or self._begin_start(server, on_demand), None)
+
+    async def ensure_ready(self, name: str, timeout: float | None = None) -> ManagedServer:
+        """For the gateway: READY now, or started on demand (one start shared by all callers).
+
+        Raises UnknownProfile, ServerError (a failed start, also a recent one: it is not retried
+        for FAILED_RETRY_S) or TimeoutError (still loading after `timeout`; the start goes on).
+        """
+        server = self.find_by_model(name)
+        if server is None:
+            raise UnknownProfile(name)
+        server.touch()
+        if server.state == ServerState.READY:
+            return server
+        task = self._starts.get(server)
+        if task is None:
+            recent = server.failed_at is not None and time.monotonic() - server.failed_at < FAILED_RETRY_S
+            if server.state == ServerState.FAILED and recent:
+                raise ServerError(server.error or f"The server {server.name} failed to start.")
+            task = self._begin_start(server, on_demand=True)
+        try:
+            return await _shared(task, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"The server {server.name} is still loading after {timeout:g} s.") from None
+
+    async def stop(self, name: str) -> None:
+        """SIGTERM, then SIGKILL after stop_timeout; returns when no process of its tree remains."""
+        server = self._require(name)
+        start = self._starts.get(server)
+        if start is not None:
+            start.cancel()
+            await asyncio.gather(start, return_exceptions=True)
+        async with self._lock(server):
+            await server.terminate(self.stop_timeout)
+
+    async def restart(self, name: str) -> ManagedServer:
+        """Stop and start again: a new process (new pid)."""
+        await self.stop(name)
+        return await self.start(name)
+
+    def on_change(self, callback: Listener) -> Callable[[], None]:
+        """Call `callback(ServerEvent)` when a server is added, removed or changes state.
+
+        Returns a function that unsubscribes (call it when the component is deleted).
+        """
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    async def reload_profiles(self) -> None:
+        """Pick up profile changes: new profiles appear, deleted ones are stopped and removed,
+        edited ones apply at their next start."""
+        by_id = {s.profile.id: s for s in self.servers.values()}
+        rebuilt: dict[str, ManagedServer] = {}
+        added = []
+        for profile in await self._profiles.all():
+            server = by_id.pop(profile.id, None)
+            if server is None:
+                server = self._new_server(profile)
+                added.append(server)
+            else:
+                if profile.editable() != server.profile.editable():
+                    server.failed_at = None  # a changed profile may well start now
+                server.profile, server.name = profile, profile.name
+            rebuilt[profile.name] = server
+        for gone in by_id.values():
+            if gone.state in RUNNING_STATES:
+                await self.stop(gone.name)
+        self.servers = rebuilt
+        for gone in by_id.values():
+            self._locks.pop(gone, None)
+            self._emit(ServerEvent("removed", gone))
+        for server in added:
+            self._emit(ServerEvent("added", server))
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _require(self, name: str) -> ManagedServer:
+        server = self.servers.get(name)
+        if server is None:
+            raise UnknownProfile(name)
+        return server
+
+    def _new_server(self, profile: Profile) -> ManagedServer:
+        return ManagedServer(
+            profile, logs_dir=self.config.logs_dir, env=self._env, publish=self._on_transition
+        )
+
+    def _add(self, profile: Profile) -> ManagedServer:
+        server = self._new_server(profile)
+        self.servers[profile.name] = server
+        self._emit(ServerEvent("added", server))
+        return server
+
+    def _lock(self, server: ManagedServer) -> asyncio.Lock:
+        return self._locks.setdefault(server, asyncio.Lock())
+
+    def _begin_start(self, server: ManagedServer, on_demand: bool) -> asyncio.Task[ManagedServer]:
+        task = asyncio.get_running_loop().create_task(
+            self._run_start(server, on_demand), name=f"start {server.name}"
+        )
+        self._starts[server] = task
+
+        def finished(done: asyncio.Task[ManagedServer]) -> None:
+            if self._starts.get(server) is done:
+                del self._starts[server]
+            if not done.cancelled() and done.exception() is not None:  # shown as FAILED already
+                logger.debug("start of %s failed: %s", server.name, done.exception())
+
+        task.add_done_callback(finished)
+        return task
+
+    async def _run_start(self, server: ManagedServer, on_demand: bool) -> ManagedServer:
+        async with self._lock(server):
+            if server.state == ServerState.READY:
+                return server
+            server.on_demand = on_demand
+            await self._make_room(server)
+            await server.launch(self.ready_timeout)
+            server.touch()
+            return server
+
+    async def _make_room(self, server: ManagedServer) -> None:
+        """With `max_running` set, stop least-recently-used idle servers until `server` fits."""
+        while self.max_running:
+            running = [s for s in self.servers.values() if s is not server and s.state in RUNNING_STATES]
+            if len(running) < self.max_running:
+                return
+            now = time.monotonic()
+            idle = [s for s in running if s.state == ServerState.READY and _idle_for(s, now) >= LRU_GRACE_S]
+            if not idle:
+                logger.warning(
+                    "%d servers run (limit %d), none idle: starting %s anyway",
+                    len(running),
+                    self.max_running,
+                    server.name,
+                )
+                return
+            victim = min(idle, key=lambda s: s.last_used)
+            logger.info(
+                "stopping %s, the least recently used server, to make room for %s", victim.name, server.name
+            )
+            await asyncio.shield(self.stop(victim.name))  # a cancelled start must not leave it half-stopped
+
+    async def _adopt_or_clear(self, profile: Profile, kept: dict[str, Any]) -> None:
+        server = self.servers[profile.name]
+        async with self._lock(server):  # a stop meanwhile waits for the adoption's outcome
+            if not await readopt(server, profile, kept, timeout=min(self.ready_timeout, 30.0)):
+                await self._write_run(profile.id, None)
+
+    def _on_transition(self, server: ManagedServer, previous: ServerState) -> None:
+        """Every transition of every server passes here: persist the run record, tell listeners."""
+        loading = server.state == ServerState.LOADING and previous == ServerState.STARTING
+        if loading or server.state == ServerState.READY:
+            # Recorded while loading too, so a server is never left running without a record.
+            self._spawn(self._write_run(server.profile.id, server))
+        elif server.state in _ENDED and previous not in _ENDED:  # (ended -> STOPPED: cleared already)
+            self._spawn(self._write_run(server.profile.id, None))
+        self._emit(ServerEvent("state", server, previous))
+
+    async def _write_run(self, profile_id: int | None, server: ManagedServer | None) -> None:
+        async with self._db_lock:
+            await save_run_record(profile_id, server)
+
+    def _emit(self, event: ServerEvent) -> None:
+        for callback in list(self._listeners):
+            try:
+                result = callback(event)
+            except Exception:  # a listener's bug must not break the server's state machine
+                logger.exception("server change listener %r failed", callback)
+                continue
+            if inspect.isawaitable(result):
+                self._spawn(result)
+
+    def _spawn(self, awaitable: Coroutine[Any, Any, Any] | Any) -> None:
+        async def run() -> None:
+            await awaitable
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+
+        def finished(done: asyncio.Task[Any]) -> None:
+            self._tasks.discard(done)
+            if not done.cancelled() and done.exception() is not None:
+                logger.error("server background task failed: %s", done.exception(), exc_info=done.exception())
+
+        task.add_done_callback(finished)
+
+    async def _sample_loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.sampler.sample(list(self.servers.values()))
+            except Exception:  # a metrics glitch must not end sampling for the rest of the session
+                logger.exception("sampling server metrics failed")
+            self._stop_idle()
+            await asyncio.sleep(max(0.05, self.sampler_interval - (time.monotonic() - started)))
+
+    def _stop_idle(self) -> None:
+        """Servers started on demand stop after `idle_ttl` seconds without a request."""
+        now = time.monotonic()
+        for server in self.servers.values():
+            ttl = server.profile.idle_ttl
+            if (
+                server.state == ServerState.READY
+                and server.on_demand
+                and ttl
+                and _idle_for(server, now) > ttl
+            ):
+                self._spawn(self._stop_if_idle(server, ttl))
+
+    async def _stop_if_idle(self, server: ManagedServer, ttl: float) -> None:
+        # Checked again when the task runs: a request may have arrived since the tick.
+        if server.state == ServerState.READY and _idle_for(server, time.monotonic()) > ttl:
+            logger.info("server %s: unused for %d s (idle TTL); stopping it", server.name, ttl)
+            await self.stop(server.name)
+
+
+async def _shared(task: asyncio.Task[ManagedServer], timeout: float | None) -> ManagedServer:
+    """Wait for a start that other callers share: leaving early (a timeout, this caller being
+    cancelled) does not cancel it, and a start cancelled by `stop` is an error, not our cancel."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), timeout)
+    except asyncio.CancelledError:
+        me = asyncio.current_task()
+        if task.cancelled() and not (me is not None and me.cancelling()):
+            raise ServerError("The server was stopped while it was starting.") from None
+        raise
+
+
+def _idle_for(server: ManagedServer, now: float) -> float:
+    """Seconds since the server was last used; 0 while a request is in flight."""
+    return 0.0 if server.active_requests else now - server.last_used
