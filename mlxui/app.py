@@ -15,9 +15,12 @@ from nicegui import app, ui
 
 from mlxui import db
 from mlxui.api.security import HostOriginGuard, HostPolicy
+from mlxui.api.servers import register_servers_api
 from mlxui.api.status import register_status_api
 from mlxui.config import Config
 from mlxui.hub.downloads import DownloadManager
+from mlxui.servers.profiles import Profiles
+from mlxui.servers.supervisor import Supervisor
 from mlxui.ui.pages import register_pages
 from mlxui.ui.theme import Theme
 
@@ -33,6 +36,8 @@ class Services:
 
     config: Config
     downloads: DownloadManager
+    supervisor: Supervisor
+    profiles: Profiles
     theme: Theme = field(default_factory=Theme)
     ready: bool = False
     startup_error: str | None = None
@@ -49,6 +54,7 @@ class Services:
             await db.init_db(self.config.db_path)
             await self.theme.load()
             await self.downloads.restore()
+            await self.supervisor.start_up()
         except (db.DatabaseError, OSError) as exc:
             self.startup_error = str(exc)
             log.error("mlxui cannot start: %s", exc)
@@ -65,6 +71,7 @@ class Services:
     async def stop(self) -> None:
         self.ready = False
         await self.downloads.shutdown()  # rows keep their phase: the next start resumes them
+        await self.supervisor.shut_down()  # stops servers unless the setting says keep them
         await db.close_db()
 
 
@@ -73,7 +80,12 @@ def create_app(config: Config) -> Services:
     services = Services(
         config=config,
         downloads=DownloadManager(config.hf_cache, config.hf_endpoint, token_provider=get_token),
+        supervisor=Supervisor(config),
+        profiles=Profiles(config),
     )
+    services.status_sources["servers"] = lambda: [
+        server_status(s) for s in services.supervisor.servers.values()
+    ]
     services.status_sources["downloads"] = lambda: [
         download_status(st) for st in services.downloads.downloads.values()
     ]
@@ -81,6 +93,7 @@ def create_app(config: Config) -> Services:
     app.add_middleware(HostOriginGuard, policy=HostPolicy(config.host, extra_hosts))
     app.add_static_files("/assets", str(ASSETS))
     register_status_api(app, services)
+    register_servers_api(app, services)
     register_pages(services)
     app.on_startup(services.start)
     app.on_shutdown(services.stop)
@@ -90,6 +103,18 @@ def create_app(config: Config) -> Services:
 def download_status(st: Any) -> dict[str, Any]:
     keys = ("repo_id", "state", "bytes_done", "bytes_total", "speed_bps", "eta_s", "current_file", "error")
     return {key: getattr(st, key) for key in keys}
+
+
+def server_status(server: Any) -> dict[str, Any]:
+    m = server.metrics
+    return {
+        "name": server.name, "state": str(server.state), "model": server.profile.model, "kind": server.kind,
+        "pid": server.pid, "port": server.port, "error": server.error, "on_demand": server.on_demand,
+        "rss_bytes": m.rss_bytes, "cpu_percent": m.cpu_percent, "gpu_util": m.gpu_util,
+        "gpu_mem_bytes": m.gpu_mem_bytes, "tokens_per_s": round(m.tokens_per_s, 2), "requests": m.requests,
+        "prompt_tokens_total": m.prompt_tokens_total, "completion_tokens_total": m.completion_tokens_total,
+        "uptime_s": m.uptime_s,
+    }  # fmt: skip
 
 
 def serve(config: Config, *, native: bool = False, show: bool = True) -> None:

@@ -24,9 +24,9 @@ def register_pages(services: Services) -> None:
         await models_page.build(services, query=q, author=author, tab=tab)
 
     @ui.page("/servers", title="Servers · mlxui")
-    async def servers() -> None:
+    async def servers(model: str = "") -> None:
         await services.wait_started()
-        await servers_page.build(services)
+        await servers_page.build(services, model=model)
 
     @ui.page("/chat", title="Chat · mlxui")
     async def chat() -> None:

@@ -1,0 +1,87 @@
+"""A running server: state, live numbers with sparklines, and its controls. Everything is bound to
+the server's state and metrics, which the one process-wide sampler writes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from nicegui import ui
+
+from mlxui.format import human_bytes, human_count, human_duration
+from mlxui.servers.process import ManagedServer
+from mlxui.servers.state import ServerState
+from mlxui.ui.components.sparkline import Sparkline
+from mlxui.ui.components.state_chip import StateChip
+from mlxui.ui.testid import testid
+
+Action = Callable[[ManagedServer], Awaitable[None] | None]
+
+
+class ServerTile(ui.card):
+    def __init__(
+        self, server: ManagedServer, *, on_stop: Action, on_restart: Action, on_logs: Action
+    ) -> None:
+        super().__init__()
+        self.server = server
+        m = server.metrics
+        self.classes("w-full gap-2").props("bordered")
+        testid(self, f"server-tile-{server.name}")
+        with self:
+            with ui.row().classes("w-full items-center gap-2 no-wrap"):
+                with ui.column().classes("gap-0 min-w-0"):
+                    ui.label(server.name).classes("text-base font-semibold truncate")
+                    ui.label(server.profile.model).classes("text-xs text-slate-500 truncate")
+                ui.space()
+                testid(StateChip(server), f"state-{server.name}")
+            with ui.grid(columns=3).classes("w-full gap-3"):
+                self._metric("Memory", m, "rss_bytes", human_bytes, "#7c5cff", lambda v: v / 1e6)
+                self._metric(
+                    "CPU", m, "cpu_percent", lambda v: "n/a" if v is None else f"{v:.0f} %", "#22c55e"
+                )
+                self._metric("GPU", m, "gpu_util", lambda v: "n/a" if v is None else f"{v:.0f} %", "#f59e0b")
+            with ui.row().classes("w-full gap-4 text-sm items-center"):
+                tps = testid(ui.label(), f"tps-{server.name}")
+                tps.bind_text_from(m, "tokens_per_s", lambda v: f"{v:.1f} tok/s")
+                total = testid(ui.label().classes("text-slate-500"), f"tokens-{server.name}")
+                total.bind_text_from(m, "completion_tokens_total", lambda _: _tokens(m))
+                total.bind_text_from(m, "prompt_tokens_total", lambda _: _tokens(m))
+                ui.label().classes("text-slate-500").bind_text_from(
+                    m, "requests", lambda n: f"{human_count(n)} request{'s' if n != 1 else ''}"
+                )
+                ui.space()
+                ui.label().classes("text-slate-500").bind_text_from(
+                    m, "uptime_s", lambda s: f"up {human_duration(s)}" if s is not None else ""
+                )
+            err = ui.label().classes("text-xs text-red-400 whitespace-pre-wrap")
+            err.bind_text_from(server, "error", lambda e: e or "")
+            err.bind_visibility_from(server, "error", bool)
+            with ui.row().classes("w-full gap-1"):
+                self._button("Stop", "stop", lambda: on_stop(server))
+                self._button("Restart", "restart_alt", lambda: on_restart(server))
+                self._button("Logs", "article", lambda: on_logs(server))
+                self._button("Chat", "forum", lambda: ui.navigate.to(f"/chat?server={server.name}"))
+                ui.space()
+                ui.label().classes("text-xs text-slate-500 self-center").bind_text_from(
+                    server, "port", lambda p: f"http://127.0.0.1:{p}" if p else ""
+                )
+
+    def _metric(self, title: str, metrics, field: str, fmt, color: str, scale=lambda v: v) -> None:
+        with ui.column().classes("gap-0 min-w-0"):
+            with ui.row().classes("w-full text-xs text-slate-500 no-wrap"):
+                ui.label(title)
+                ui.space()
+                value = testid(ui.label().classes("text-slate-300"), f"{field}-{self.server.name}")
+                value.bind_text_from(metrics, field, fmt)
+            Sparkline(metrics, field, color=color, scale=scale)
+
+    def _button(self, label: str, icon: str, action) -> None:
+        button = ui.button(label, icon=icon, on_click=action).props("flat dense no-caps size=sm")
+        testid(button, f"{label.lower()}-{self.server.name}")
+        if label in ("Stop", "Restart"):
+            button.bind_enabled_from(
+                self.server, "state", lambda s: s in (ServerState.READY, ServerState.LOADING)
+            )
+
+
+def _tokens(m) -> str:
+    return f"{human_count(m.prompt_tokens_total)} prompt + {human_count(m.completion_tokens_total)} completion tokens"
