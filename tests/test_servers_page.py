@@ -120,3 +120,29 @@ def test_tiles_update_while_scroll_and_open_dropdown_stay_put(hub_cache, chrome,
         assert chrome.execute_script("return window.scrollY") == scroll_y, "scroll position stays put"
         screenshot(chrome, "servers-running")
         chrome.set_window_size(1400, 900)
+
+
+async def test_deleting_a_model_a_server_uses_is_refused(servers_env, user: User, hub_cache) -> None:
+    await user.open(f"/servers?model={servers_env}")
+    user.find(marker="profile-name").clear().type("user-of-model")
+    user.find(marker="profile-save").click()
+    await user.should_see(marker="start-user-of-model")
+    user.find(marker="start-user-of-model").click()
+    sup = supervisor(user)
+    await wait_until(lambda: sup.get("user-of-model").state == ServerState.READY)
+    await user.open("/models?tab=local")
+    await user.should_see(marker=f"local-model-{servers_env}")
+    row = user.find(marker=f"local-model-{servers_env}").elements.pop()
+    delete = next(e for e in row.descendants() if "delete-model" in e._markers)  # noqa: SLF001
+    user_click(user, delete)
+    await user.should_see(marker="confirm-delete")
+    user.find(marker="confirm-delete").click()
+    await wait_until(lambda: any("in use by the server" in m for m in user.notify.messages), timeout=10)
+    assert (hub_cache.cache_dir / ("models--" + servers_env.replace("/", "--"))).exists(), "nothing deleted"
+    await sup.stop("user-of-model")
+
+
+def user_click(user: User, element) -> None:
+    from nicegui.testing.user_interaction import UserInteraction
+
+    UserInteraction(user, {element}, None).click()

@@ -12,6 +12,8 @@ from mlxui.hub.capabilities import Capabilities
 from mlxui.hub.downloads import DownloadError
 from mlxui.hub.model_info import get_model_details
 from mlxui.hub.search import GatedRepo, HubError, HubModel, SearchResults, search_models
+from mlxui.servers.profiles import resolve_model
+from mlxui.servers.state import RUNNING_STATES
 from mlxui.ui.components.downloads_tile import DownloadsTile
 from mlxui.ui.components.hub_results import HubResults
 from mlxui.ui.components.local_models import LocalModels
@@ -73,7 +75,7 @@ class ModelsPage:
                         search=self.search, card_factory=self.card, caps_for=self.caps_for
                     )
                 with ui.tab_panel(local_tab).classes("p-0"):
-                    self.local = LocalModels(self.config.hf_cache, self.downloads)
+                    self.local = LocalModels(self.config.hf_cache, self.downloads, in_use=self.server_using)
         panels.on_value_change(self._tab_changed)
         self.downloads.add_done_hook(self._download_finished)
         ui.context.client.on_delete(lambda: self._remove_hook())
@@ -226,6 +228,16 @@ class ModelsPage:
 
         models = await asyncio.to_thread(list_local_models, self.config.hf_cache)
         self.local_repo_ids = {m.repo_id for m in models if m.complete}
+
+    def server_using(self, name: str, paths: list) -> str | None:
+        """The running server that uses this model (deleting it is refused then), if any."""
+        for server in self.services.supervisor.servers.values():
+            if server.state not in RUNNING_STATES:
+                continue
+            folder = resolve_model(server.profile.model, self.config.hf_cache)
+            if server.profile.model == name or (folder is not None and folder in paths):
+                return server.name
+        return None
 
     async def _tab_changed(self, event) -> None:
         self.toolbar.set_visibility(event.value == "hub")
