@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from mlxui import __version__
-from mlxui.cli import app_commands, models_commands
+from mlxui.cli import app_commands, chats_commands, models_commands, servers_commands, system_commands
 from mlxui.cli.common import CliError
 from mlxui.config import ConfigError
 
@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     app_commands.add_commands(commands)
     models_commands.add_commands(commands)
+    servers_commands.add_commands(commands)
+    system_commands.add_commands(commands)
+    chats_commands.add_commands(commands)
     return parser
 
 
