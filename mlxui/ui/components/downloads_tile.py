@@ -37,7 +37,7 @@ class DownloadsTile(ui.card):
             with ui.row().classes("w-full items-center"):
                 ui.icon("download", size="sm").classes("text-primary")
                 ui.label("Downloads").classes("text-base font-semibold")
-                ui.label(f"{len(shown)}").classes("text-xs px-2 rounded-full bg-primary text-white")
+                ui.label(f"{len(shown)}").classes("text-xs px-2 rounded-full bg-indigo-500 text-white")
             for repo in shown:
                 DownloadRow(self.manager.downloads[repo], self)
 

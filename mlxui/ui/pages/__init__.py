@@ -29,9 +29,9 @@ def register_pages(services: Services) -> None:
         await servers_page.build(services, model=model)
 
     @ui.page("/chat", title="Chat · mlxui")
-    async def chat() -> None:
+    async def chat(server: str = "", chat: int | None = None) -> None:
         await services.wait_started()
-        await chat_page.build(services)
+        await chat_page.build(services, server=server, chat=chat)
 
     @ui.page("/settings", title="Settings · mlxui")
     async def settings() -> None:

@@ -1,0 +1,166 @@
+"""The Chat page end to end in Chromium against the real app: servers started on demand through
+mlxui's own gateway, exact scripted replies, every thinking format, Stop, server-scoped sidebar."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from tests.harness import procguard
+from tests.harness.app_process import start_app
+from tests.harness.browser import find_marked, screenshot, wait_for
+from tests.harness.models import PLAIN_REPLY, THINK_CONTENT, THINK_REASONING, build_scripted
+
+pytestmark = pytest.mark.browser
+
+HARMONY_TOKENS = ["<|channel|>analysis<|message|>", "Weighing it.", "<|end|><|start|>assistant<|channel|>final<|message|>",
+                  "Yes", "!"]  # fmt: skip
+OPEN_TAG_TOKENS = ["Pondering", " deeply", ".</think>", "Done", "!"]
+
+
+@pytest.fixture(scope="module")
+def chat_app(hub_cache, tmp_path_factory):
+    root = tmp_path_factory.mktemp("chat-page")
+    models = {
+        "harmony": build_scripted(root / "harmony", HARMONY_TOKENS),
+        "open_tag": build_scripted(root / "open-tag", OPEN_TAG_TOKENS),
+        **{name: repo for name, repo in hub_cache.repos.items()},
+    }
+    app = start_app(root / "home", env={"HF_HUB_CACHE": str(hub_cache.cache_dir)})
+    procguard.keep(app.pid)
+    app.models = models  # type: ignore[attr-defined]
+    yield app
+    httpx.post(f"{app.url}/api/servers/stop-all", timeout=60)
+    app.stop()
+    procguard.release(app.pid)
+
+
+def add_profile(app, name: str, model) -> None:
+    response = httpx.post(f"{app.url}/api/profiles", json={"name": name, "model": str(model)}, timeout=30)
+    assert response.status_code in (201, 422), response.text  # 422: made by an earlier test
+
+
+def db_rows(app, sql: str) -> list[tuple]:
+    with sqlite3.connect(Path(app.home) / "mlxui.sqlite3") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def send(chrome, text: str):
+    box = wait_for(lambda: find_marked(chrome, "message-input"), what="composer")
+    box.send_keys(text)
+    box.send_keys(Keys.ENTER)
+
+
+def last_reply(chrome):
+    replies = chrome.find_elements(By.CSS_SELECTOR, '[data-testid="message-assistant"]')
+    return replies[-1] if replies else None
+
+
+def wait_reply_done(chrome, timeout: float = 60):
+    """Until the last reply shows its metrics line (complete) or an error."""
+
+    def done():
+        reply = last_reply(chrome)
+        if reply is None:
+            return None
+        metrics = reply.find_element(By.CSS_SELECTOR, '[data-testid="message-metrics"]').text
+        error = reply.find_element(By.CSS_SELECTOR, '[data-testid="message-error"]')
+        return reply if "tok/s" in metrics or error.is_displayed() else None
+
+    return wait_for(done, timeout=timeout, what="reply finished")
+
+
+def text_of(reply, testid: str) -> str:
+    return (
+        reply.find_element(By.CSS_SELECTOR, f'[data-testid="{testid}"]').get_attribute("textContent").strip()
+    )
+
+
+def test_plain_reply_through_the_gateway_with_metrics(chat_app, chrome) -> None:
+    add_profile(chat_app, "plain", chat_app.models["plain"])
+    chrome.get(f"{chat_app.url}/chat?server=plain")
+    send(chrome, "Hi there")
+    reply = wait_reply_done(chrome)
+    assert text_of(reply, "message-content") == PLAIN_REPLY
+    metrics = text_of(reply, "message-metrics")
+    assert "to first token" in metrics and "tok/s" in metrics and "9 completion tokens" in metrics
+    rows = db_rows(chat_app, "select role, content, status from messages order by id")
+    assert rows[-2:] == [("user", "Hi there", "complete"), ("assistant", PLAIN_REPLY, "complete")]
+    screenshot(chrome, "chat-plain")
+
+
+def test_sidebar_lists_only_the_selected_servers_chats(chat_app, chrome) -> None:
+    add_profile(chat_app, "plain", chat_app.models["plain"])
+    add_profile(chat_app, "other", chat_app.models["plain"])
+    chrome.get(f"{chat_app.url}/chat?server=other")
+    send(chrome, "Only for other")
+    wait_reply_done(chrome)
+    other_chat = db_rows(chat_app, "select c.id from chats c join server_profiles p on p.id = c.profile_id "
+                                   "where p.name = 'other'")[0][0]  # fmt: skip
+    chrome.get(f"{chat_app.url}/chat?server=plain")
+    wait_for(lambda: find_marked(chrome, "chat-list").text, what="chat list")
+    assert not chrome.find_elements(By.CSS_SELECTOR, f'[data-testid="chat-row-{other_chat}"]')
+    chrome.get(f"{chat_app.url}/chat?server=other")
+    wait_for(
+        lambda: chrome.find_elements(By.CSS_SELECTOR, f'[data-testid="chat-row-{other_chat}"]'), what="row"
+    )
+
+
+@pytest.mark.parametrize(
+    ("model_key", "reasoning", "content"),
+    [
+        ("think_tokens", THINK_REASONING, THINK_CONTENT),  # delta field `reasoning`
+        ("think_text", "Let me see.", "Four."),  # inline <think> tags in content
+        ("harmony", "Weighing it.", "Yes!"),  # gpt-oss channels
+        ("open_tag", "Pondering deeply.", "Done!"),  # prompt ended inside <think>: only </think> arrives
+    ],
+)
+def test_thinking_shown_in_its_panel(chat_app, chrome, model_key, reasoning, content) -> None:
+    name = f"t-{model_key}".replace("_", "-")
+    add_profile(chat_app, name, chat_app.models[model_key])
+    chrome.get(f"{chat_app.url}/chat?server={name}")
+    send(chrome, "Think about it")
+    reply = wait_reply_done(chrome)
+    assert text_of(reply, "message-content") == content
+    assert text_of(reply, "reasoning") == reasoning
+    panel = reply.find_element(By.CSS_SELECTOR, '[data-testid="thinking"]')
+    assert panel.is_displayed() and "Thinking" in panel.text or "Thought" in panel.text
+    assert not reply.find_element(By.CSS_SELECTOR, '[data-testid="reasoning"]').is_displayed(), "collapsed"
+    saved = db_rows(
+        chat_app, "select reasoning, content from messages where role='assistant' order by id desc"
+    )[0]
+    assert (saved[0].strip(), saved[1].strip()) == (reasoning, content)
+    httpx.post(f"{chat_app.url}/api/servers/{name}/stop", timeout=30)
+
+
+def test_stop_on_the_endless_model_frees_the_server(chat_app, chrome) -> None:
+    add_profile(chat_app, "endless", chat_app.models["endless"])
+    assert httpx.post(f"{chat_app.url}/api/servers/endless/start", timeout=60).status_code == 200
+    chrome.get(f"{chat_app.url}/chat?server=endless")
+    send(chrome, "Go on forever")
+    wait_for(
+        lambda: "la la" in (last_reply(chrome).text if last_reply(chrome) else ""),
+        timeout=30,
+        what="streaming",
+    )
+    clicked = time.monotonic()
+    find_marked(chrome, "send").click()  # Send turns into Stop while a reply streams
+    error = wait_for(lambda: (e := last_reply(chrome).find_element(By.CSS_SELECTOR, '[data-testid="message-error"]'))
+                     .is_displayed() and e, timeout=5, what="stopped")  # fmt: skip
+    assert time.monotonic() - clicked < 1.0
+    assert error.text.startswith("Stopped")
+    status, content = db_rows(chat_app, "select status, content from messages where role='assistant' "
+                                        "order by id desc")[0]  # fmt: skip
+    assert status == "partial" and content.startswith("la la")
+    port = httpx.get(f"{chat_app.url}/api/servers/endless", timeout=10).json()["port"]
+    started = time.monotonic()
+    answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
+                        json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 3})  # fmt: skip
+    assert answer.status_code == 200 and time.monotonic() - started < 2.0, "the server is free again"
+    httpx.post(f"{chat_app.url}/api/servers/endless/stop", timeout=30)
