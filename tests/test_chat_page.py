@@ -3,6 +3,7 @@ mlxui's own gateway, exact scripted replies, every thinking format, Stop, server
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -41,8 +42,9 @@ def chat_app(hub_cache, tmp_path_factory):
     procguard.release(app.pid)
 
 
-def add_profile(app, name: str, model) -> None:
-    response = httpx.post(f"{app.url}/api/profiles", json={"name": name, "model": str(model)}, timeout=30)
+def add_profile(app, name: str, model, **settings) -> None:
+    body = {"name": name, "model": str(model), **settings}
+    response = httpx.post(f"{app.url}/api/profiles", json=body, timeout=30)
     assert response.status_code in (201, 422), response.text  # 422: made by an earlier test
 
 
@@ -140,7 +142,7 @@ def test_thinking_shown_in_its_panel(chat_app, chrome, model_key, reasoning, con
 
 
 def test_stop_on_the_endless_model_frees_the_server(chat_app, chrome) -> None:
-    add_profile(chat_app, "endless", chat_app.models["endless"])
+    add_profile(chat_app, "endless", chat_app.models["endless"], max_tokens=100_000)
     assert httpx.post(f"{chat_app.url}/api/servers/endless/start", timeout=60).status_code == 200
     chrome.get(f"{chat_app.url}/chat?server=endless")
     send(chrome, "Go on forever")
@@ -164,3 +166,114 @@ def test_stop_on_the_endless_model_frees_the_server(chat_app, chrome) -> None:
                         json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 3})  # fmt: skip
     assert answer.status_code == 200 and time.monotonic() - started < 2.0, "the server is free again"
     httpx.post(f"{chat_app.url}/api/servers/endless/stop", timeout=30)
+
+
+XSS_TOKENS = ["<img src=x onerror=alert(1)>", " <script>alert(2)</script>", " [click](javascript:alert(3))"]
+DROP_JS = """
+const [testid, kind, size] = arguments;
+const box = document.querySelector(`[data-testid="${testid}"]`);
+let blob;
+if (kind === 'png') {
+  const canvas = document.createElement('canvas'); canvas.width = 64; canvas.height = 48;
+  const ctx = canvas.getContext('2d'); ctx.fillStyle = '#c33'; ctx.fillRect(0, 0, 64, 48);
+  const url = canvas.toDataURL('image/png'); const bytes = atob(url.split(',')[1]);
+  blob = new Uint8Array([...bytes].map(c => c.charCodeAt(0)));
+} else if (kind === 'fake') { blob = new TextEncoder().encode('this is not an image'); }
+else { blob = new Uint8Array(size); blob.set([137, 80, 78, 71, 13, 10, 26, 10]); }
+const file = new File([blob], kind + '.png', {type: 'image/png'});
+const data = new DataTransfer(); data.items.add(file);
+box.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
+"""
+
+
+def notifications(chrome) -> str:
+    return " ".join(e.text for e in chrome.find_elements(By.CSS_SELECTOR, ".q-notification"))
+
+
+def test_vision_chat_with_a_dropped_image_and_rejected_files(chat_app, chrome) -> None:
+    add_profile(chat_app, "vision", chat_app.models["vlm"])
+    chrome.get(f"{chat_app.url}/chat?server=vision")
+    wait_for(
+        lambda: find_marked(chrome, "attach-image").is_enabled(), what="images offered for a vision model"
+    )
+    chrome.execute_script(DROP_JS, "composer", "fake", 0)
+    wait_for(lambda: "not an image mlxui can send" in notifications(chrome), what="wrong type refused")
+    chrome.execute_script(DROP_JS, "composer", "huge", 11_000_000)
+    wait_for(lambda: "Image too large" in notifications(chrome), timeout=30, what="oversize refused")
+    assert not chrome.find_elements(By.CSS_SELECTOR, '[data-testid="thumbnail"]')
+    chrome.execute_script(DROP_JS, "composer", "png", 0)
+    wait_for(lambda: chrome.find_elements(By.CSS_SELECTOR, '[data-testid="thumbnail"]'), what="thumbnail")
+    send(chrome, "What is in this picture?")
+    reply = wait_reply_done(chrome, timeout=90)
+    assert "tok/s" in text_of(reply, "message-metrics"), text_of(reply, "message-error")
+    attachments = db_rows(chat_app, "select attachments from messages where role='user' order by id desc")[0][
+        0
+    ]
+    assert json.loads(attachments)[0]["mime"] == "image/png"
+    user_bubble = chrome.find_elements(By.CSS_SELECTOR, '[data-testid="message-user"] img')
+    assert user_bubble, "the image is shown in the history"
+    screenshot(chrome, "chat-vision")
+
+
+def test_xss_in_model_output_and_titles_is_inert(chat_app, chrome, tmp_path) -> None:
+    model = build_scripted(tmp_path / "xss-model", XSS_TOKENS)
+    add_profile(chat_app, "xss", model)
+    chrome.get(f"{chat_app.url}/chat?server=xss")
+    payload = "<img src=x onerror=alert(4)> <b>bold</b>"
+    send(chrome, payload)
+    reply = wait_reply_done(chrome)
+    assert "<script>alert(2)</script>" in text_of(reply, "message-content"), "shown as text"
+    messages = find_marked(chrome, "messages")
+    assert not messages.find_elements(By.CSS_SELECTOR, "script, img[onerror], b")
+    assert not chrome.find_elements(By.CSS_SELECTOR, 'a[href^="javascript:"]')
+    assert not chrome.execute_script("try { return !!window.__xss } catch (e) { return false }")
+    try:
+        alert = chrome.switch_to.alert
+        pytest.fail(f"an alert ran: {alert.text}")
+    except Exception as exc:  # noqa: BLE001 - NoAlertPresentException is the good outcome
+        assert "no such alert" in str(exc).lower()
+    assert find_marked(chrome, "page-title").text == payload, "the title keeps the text, not the markup"
+    httpx.post(f"{chat_app.url}/api/servers/xss/stop", timeout=30)
+
+
+def test_history_survives_restart_and_kill_9_mid_reply(hub_cache, chrome, tmp_path) -> None:
+    import os
+    import signal
+
+    import psutil
+
+    env = {"HF_HUB_CACHE": str(hub_cache.cache_dir)}
+    home = tmp_path / "home"
+    app = start_app(home, env=env)
+    try:
+        add_profile(app, "plain", hub_cache.repos["plain"])
+        add_profile(app, "endless", hub_cache.repos["endless"], max_tokens=100_000)
+        chrome.get(f"{app.url}/chat?server=plain")
+        send(chrome, "Remember me")
+        wait_reply_done(chrome)
+        chat_id = db_rows(app, "select id from chats")[0][0]
+        app.stop()  # a normal quit
+        app = start_app(home, env=env)
+        chrome.get(f"{app.url}/chat?server=plain&chat={chat_id}")
+        reply = wait_reply_done(chrome)
+        assert text_of(reply, "message-content") == PLAIN_REPLY
+        assert "Remember me" in find_marked(chrome, "messages").text
+        # now kill -9 mlxui while the endless model is answering
+        chrome.get(f"{app.url}/chat?server=endless")
+        send(chrome, "Talk forever")
+        wait_for(lambda: "la la" in (last_reply(chrome).text if last_reply(chrome) else ""), timeout=60)
+        time.sleep(2.5)  # past one autosave
+        server_pid = httpx.get(f"{app.url}/api/servers/endless", timeout=10).json()["pid"]
+        os.kill(app.pid, signal.SIGKILL)
+        app.process.wait(10)
+        psutil.Process(server_pid).kill()  # the orphaned model server, as the next start would find it
+    finally:
+        app.stop()
+    app = start_app(home, env=env)
+    try:
+        rows = db_rows(app, "select role, content, status from messages order by id")
+        assert rows[:2] == [("user", "Remember me", "complete"), ("assistant", PLAIN_REPLY, "complete")]
+        assert rows[2][:2] == ("user", "Talk forever")
+        assert rows[3][0] == "assistant" and rows[3][1].startswith("la la") and rows[3][2] == "partial"
+    finally:
+        app.stop()

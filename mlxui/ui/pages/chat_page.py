@@ -69,7 +69,8 @@ class ChatPage:
                                      thumbnail_url=lambda a: f"/chat-images/{a['path']}")  # fmt: skip
             self.composer.classes("sticky bottom-8 z-10")
         if server in servers:
-            self.sidebar.server_select.value = server  # triggers select_server
+            await self.select_server(server)
+            self.sidebar.server_select.value = server  # its change event finds the server already selected
         else:
             await self.sidebar.refresh()
             self._show_empty()
@@ -78,6 +79,8 @@ class ChatPage:
 
     # ----- server and chat selection --------------------------------------------------------------------
     async def select_server(self, name: str | None) -> None:
+        if name == self.server and name is not None:
+            return
         self.server = name
         self.sidebar.server = name
         self.chat_id = None
@@ -129,8 +132,8 @@ class ChatPage:
             ui.notify(exc.message, type="negative")
             return
         if chat.profile_name and chat.profile_name != self.server:
+            await self.select_server(chat.profile_name)
             self.sidebar.server_select.value = chat.profile_name
-            await asyncio.sleep(0)
         self.chat_id = chat.id
         self.sidebar.current = chat.id
         self.title.text = chat.title
