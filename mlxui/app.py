@@ -17,14 +17,17 @@ from mlxui import db
 from mlxui.api.security import HostOriginGuard, HostPolicy
 from mlxui.api.servers import register_servers_api
 from mlxui.api.status import register_status_api
+from mlxui.chat.store import ChatStore
 from mlxui.config import Config
 from mlxui.hub.downloads import DownloadManager
+from mlxui.servers.gateway import register_gateway
 from mlxui.servers.profiles import Profiles
 from mlxui.servers.supervisor import Supervisor
 from mlxui.ui.pages import register_pages
 from mlxui.ui.theme import Theme
 
 log = logging.getLogger("mlxui")
+GATEWAY_KEY_SETTING = "gateway.api_key"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 if not ASSETS.is_dir():  # installed as a wheel: assets ship inside the package
     ASSETS = Path(__file__).resolve().parent / "assets"
@@ -38,8 +41,10 @@ class Services:
     downloads: DownloadManager
     supervisor: Supervisor
     profiles: Profiles
+    chats: ChatStore
     theme: Theme = field(default_factory=Theme)
     ready: bool = False
+    gateway_key: str | None = None  # Settings: when set, /v1/* needs "Authorization: Bearer <key>"
     startup_error: str | None = None
     _started: asyncio.Event = field(default_factory=asyncio.Event)
     status_sources: dict[str, Callable[[], list[dict[str, Any]]]] = field(default_factory=dict)
@@ -53,6 +58,8 @@ class Services:
             self.config.ensure_dirs()
             await db.init_db(self.config.db_path)
             await self.theme.load()
+            key = await db.get_setting(GATEWAY_KEY_SETTING, None)
+            self.gateway_key = key if isinstance(key, str) and key else None
             await self.downloads.restore()
             await self.supervisor.start_up()
         except (db.DatabaseError, OSError) as exc:
@@ -82,6 +89,7 @@ def create_app(config: Config) -> Services:
         downloads=DownloadManager(config.hf_cache, config.hf_endpoint, token_provider=get_token),
         supervisor=Supervisor(config),
         profiles=Profiles(config),
+        chats=ChatStore(config.images_dir),
     )
     services.status_sources["servers"] = lambda: [
         server_status(s) for s in services.supervisor.servers.values()
@@ -92,8 +100,11 @@ def create_app(config: Config) -> Services:
     extra_hosts = [h.strip() for h in os.environ.get("MLXUI_ALLOWED_HOSTS", "").split(",") if h.strip()]
     app.add_middleware(HostOriginGuard, policy=HostPolicy(config.host, extra_hosts))
     app.add_static_files("/assets", str(ASSETS))
+    config.ensure_dirs()
+    app.add_static_files("/chat-images", str(config.images_dir))  # only content-hash names live there
     register_status_api(app, services)
     register_servers_api(app, services)
+    register_gateway(app, services.supervisor, api_key_provider=lambda: services.gateway_key)
     register_pages(services)
     app.on_startup(services.start)
     app.on_shutdown(services.stop)

@@ -1,0 +1,297 @@
+"""OpenAI-compatible gateway under `/v1`: one endpoint for every profile, started on demand.
+
+The request's `model` names a profile (or its repo id when unambiguous); the gateway waits until
+that server is ready, rewrites `model` for it and relays the answer. It is a pure ASGI app in front
+of FastAPI's routing because every layer a streamed chunk passes costs throughput on a small
+machine (DESIGN §3); `relay.py` holds the per-chunk loop.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from mlxui.api.security import HostOriginGuard, HostPolicy
+from mlxui.servers import prometheus
+from mlxui.servers.process import ManagedServer, ServerError
+from mlxui.servers.relay import (
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    relay_plain,
+    relay_stream,
+    send_error,
+    send_json,
+)
+from mlxui.servers.state import ServerState
+from mlxui.servers.supervisor import Supervisor, UnknownProfile
+from mlxui.servers.upstream import UpstreamError, UpstreamResponse
+
+MAX_BODY_BYTES = 50 * 1024 * 1024  # images travel as data URLs inside the JSON
+COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+RETRY_LOADING_S = 5
+RETRY_FAILED_S = 30
+
+
+class Gateway:
+    """The `/v1/*` ASGI app. `api_key_provider` is asked on each request, so a key set in Settings
+    applies at once."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        api_key_provider: Callable[[], str | None] = lambda: None,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.supervisor = supervisor
+        self.api_key_provider = api_key_provider
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"].rstrip("/")
+        method: str = scope["method"]
+        if not self._authorized(scope):
+            await send_error(
+                send,
+                401,
+                "Missing or wrong API key (Authorization: Bearer ...).",
+                "authentication_error",
+                "invalid_api_key",
+                headers=[(b"www-authenticate", b"Bearer")],
+            )
+        elif path in COMPLETION_PATHS:
+            if method != "POST":
+                await send_error(
+                    send, 405, f"{path} takes POST.", "invalid_request_error", "method_not_allowed"
+                )
+            else:
+                await self._completion(scope, receive, send, path)
+        elif path == "/v1/models" and method == "GET":
+            await send_json(send, 200, {"object": "list", "data": [_model_card(s) for s in self._servers()]})
+        elif path.startswith("/v1/models/") and method == "GET":
+            server = self.supervisor.find_by_model(path.removeprefix("/v1/models/"))
+            if server is None:
+                await _unknown_model(send, path.removeprefix("/v1/models/"))
+            else:
+                await send_json(send, 200, _model_card(server))
+        else:
+            await send_error(
+                send, 404, f"No such endpoint: {method} {path}", "invalid_request_error", "not_found"
+            )
+
+    async def _completion(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        raw = await self._read_body(scope, receive, send)
+        if raw is None:
+            return
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            await send_error(
+                send, 400, f"Request body is not valid JSON: {exc}", "invalid_request_error", "invalid_json"
+            )
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
+            await send_error(
+                send,
+                400,
+                "Request needs a JSON object with a `model` (a profile name).",
+                "invalid_request_error",
+                "model_required",
+            )
+            return
+        server = self.supervisor.find_by_model(body["model"])
+        if server is None:
+            await _unknown_model(send, body["model"])
+            return
+        server = await self._ready(server, send)
+        if server is None:
+            return
+        stream = bool(body.get("stream"))
+        client_wants_usage = False
+        if stream:
+            options = body.get("stream_options")
+            options = dict(options) if isinstance(options, dict) else {}
+            client_wants_usage = bool(options.get("include_usage"))
+            options["include_usage"] = True  # always: usage is how tokens get counted
+            body["stream_options"] = options
+        body["model"] = server.upstream_model
+        server.touch()
+        upstream_body = json.dumps(body).encode()
+        try:
+            upstream = await UpstreamResponse.open(server.base_url or "")
+        except UpstreamError as exc:
+            server.record_error(str(exc))
+            await send_error(send, 502, str(exc), "upstream_error", "upstream_unavailable")
+            return
+        try:
+            if stream:
+                await relay_stream(
+                    upstream, path, upstream_body, receive, send, server, strip_usage=not client_wants_usage
+                )
+            else:
+                await relay_plain(upstream, path, upstream_body, receive, send, server)
+        finally:
+            upstream.close()
+            server.touch()
+
+    async def _ready(self, server: ManagedServer, send: Send) -> ManagedServer | None:
+        """The server once ready (started on demand), or None after telling the client why not."""
+        if server.state == ServerState.READY and server.base_url:
+            return server
+        if server.state == ServerState.CRASHED:  # restarting is the user's call (Servers page)
+            await _unavailable(send, server, RETRY_FAILED_S, "model_crashed")
+            return None
+        try:
+            # One start shared by all callers; a recent failure is re-raised, not retried.
+            server = await self.supervisor.ensure_ready(server.name)
+        except UnknownProfile:  # deleted while we waited
+            await _unknown_model(send, server.name)
+            return None
+        except TimeoutError:
+            await send_error(
+                send,
+                503,
+                f"Model {server.name!r} is still loading; try again shortly.",
+                "server_error",
+                "model_loading",
+                retry_after=RETRY_LOADING_S,
+            )
+            return None
+        except ServerError:
+            await _unavailable(send, server, RETRY_FAILED_S, "model_failed")
+            return None
+        if server.state != ServerState.READY or not server.base_url:  # stopped again meanwhile
+            await _unavailable(send, server, RETRY_LOADING_S, "model_unavailable")
+            return None
+        return server
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        too_big = f"Request body is larger than {self.max_body_bytes // (1024 * 1024)} MB."
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
+                await send_error(send, 413, too_big, "invalid_request_error", "request_too_large")
+                return None
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await send_error(send, 413, too_big, "invalid_request_error", "request_too_large")
+                return None
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(parts)
+
+    def _authorized(self, scope: Scope) -> bool:
+        key = self.api_key_provider()
+        if not key:
+            return True
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), key)
+        return False
+
+    def _servers(self) -> list[ManagedServer]:
+        return sorted(self.supervisor.servers.values(), key=lambda s: s.name)
+
+
+def _model_card(server: ManagedServer) -> dict[str, Any]:
+    return {
+        "id": server.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "mlxui",
+        "state": str(server.state),
+        "kind": server.kind,
+        "upstream_model": server.upstream_model,
+    }
+
+
+async def _unknown_model(send: Send, model: str) -> None:
+    await send_error(
+        send,
+        404,
+        f"No profile named {model!r}; GET /v1/models lists them.",
+        "invalid_request_error",
+        "model_not_found",
+    )
+
+
+async def _unavailable(send: Send, server: ManagedServer, retry_after: int, code: str) -> None:
+    reason = f": {server.error}" if server.error else ""
+    await send_error(
+        send,
+        503,
+        f"Model {server.name!r} is {server.state}{reason}",
+        "server_error",
+        code,
+        retry_after=retry_after,
+    )
+
+
+class GatewayMiddleware:
+    """Sends `/v1/*` to the gateway and `GET /metrics` to the Prometheus exporter, everything
+    else on to the app. Host/Origin checks still apply: the guard wraps the gateway here."""
+
+    def __init__(self, app: ASGIApp, gateway: Gateway, guard_policy: HostPolicy | None = None) -> None:
+        self.app = app
+        self.gateway: ASGIApp = gateway if guard_policy is None else HostOriginGuard(gateway, guard_policy)
+        metrics = prometheus.MetricsEndpoint(gateway.supervisor)
+        self.metrics: ASGIApp = metrics if guard_policy is None else HostOriginGuard(metrics, guard_policy)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/v1/") or path == "/v1":
+                await self.gateway(scope, receive, send)
+                return
+            if path == "/metrics":
+                await self.metrics(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def register_gateway(
+    app: FastAPI, supervisor: Supervisor, *, api_key_provider: Callable[[], str | None]
+) -> Gateway:
+    """Serve `/v1/*` and `GET /metrics` from `supervisor`'s profiles on `app` (call before it starts).
+
+    The gateway is moved to the front of the middleware stack when the app builds it, so streamed
+    chunks skip the per-response middlewares `ui.run` adds later (GZip and two BaseHTTPMiddlewares).
+    Host/Origin checks still apply: the HostOriginGuard registered on `app` (before or after this
+    call) is found then and wrapped around the gateway's routes.
+    """
+    gateway = Gateway(supervisor, api_key_provider)
+    app.add_middleware(GatewayMiddleware, gateway=gateway)
+    _keep_gateway_first(app)
+    return gateway
+
+
+def _keep_gateway_first(app: FastAPI) -> None:
+    build = app.build_middleware_stack
+    if getattr(build, "keeps_gateway_first", False):  # NiceGUI's test reset keeps the app object
+        return
+
+    def build_with_gateway_first() -> ASGIApp:
+        entries = app.user_middleware
+        gateways = [m for m in entries if m.cls is GatewayMiddleware]
+        others = [m for m in entries if m.cls is not GatewayMiddleware]
+        policy = next((m.kwargs.get("policy") for m in others if m.cls is HostOriginGuard), None)
+        for entry in gateways:
+            entry.kwargs["guard_policy"] = policy
+        entries[:] = gateways + others
+        return build()
+
+    build_with_gateway_first.keeps_gateway_first = True  # type: ignore[attr-defined]
+    app.build_middleware_stack = build_with_gateway_first  # type: ignore[method-assign]
