@@ -7,6 +7,7 @@ and `HF_TOKEN` behave exactly as they do for every other HF tool.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -79,14 +80,36 @@ def load_config(env: dict[str, str] | None = None) -> Config:
     """Read the configuration from the environment (``os.environ`` unless given)."""
     env = dict(os.environ if env is None else env)
     home = Path(env["MLXUI_HOME"]).expanduser() if env.get("MLXUI_HOME") else default_home()
-    host = env.get("MLXUI_HOST") or DEFAULT_HOST
-    port_text = env.get("MLXUI_PORT") or str(DEFAULT_PORT)
+    saved = read_saved_settings(home)
+    host = env.get("MLXUI_HOST") or saved.get("host") or DEFAULT_HOST
+    port_text = env.get("MLXUI_PORT") or str(saved.get("port") or DEFAULT_PORT)
     try:
         port = int(port_text)
     except ValueError as exc:
         raise ConfigError(f"MLXUI_PORT must be a number, got {port_text!r}") from exc
     check_port(port)
     return Config(home=home.resolve(), host=host, port=port)
+
+
+SAVED_SETTINGS = "config.json"  # host/port chosen in Settings; flags and MLXUI_* still win
+
+
+def read_saved_settings(home: Path) -> dict[str, object]:
+    try:
+        data = json.loads((home / SAVED_SETTINGS).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{home / SAVED_SETTINGS} is unreadable ({exc}); fix or delete it") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def save_network_settings(home: Path, host: str, port: int) -> None:
+    """Remember host and port for the next start (Settings page)."""
+    check_port(port)
+    home.mkdir(parents=True, exist_ok=True)
+    data = read_saved_settings(home) | {"host": host, "port": port}
+    (home / SAVED_SETTINGS).write_text(json.dumps(data, indent=2))
 
 
 def check_port(port: int) -> None:

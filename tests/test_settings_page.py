@@ -6,7 +6,7 @@ from huggingface_hub import get_token
 from nicegui import ui
 from nicegui.testing.user import User
 
-from mlxui import __version__
+from mlxui import __version__, db
 
 
 async def test_token_is_checked_saved_masked_and_removed(hf_env, user: User) -> None:
@@ -42,3 +42,40 @@ async def test_about_lists_versions_and_places(user: User, mlxui_home) -> None:
     assert __version__ in labels, "mlxui's version is listed on its own"
     assert "CPU" in labels or "Metal" in labels or "CUDA" in labels
     assert str(mlxui_home) in labels
+
+
+async def test_server_settings_and_gateway_key_are_saved_and_applied(user: User, mlxui_home) -> None:
+    from nicegui import app as nicegui_app
+
+    from mlxui.servers.supervisor import MAX_RUNNING_SETTING, ON_QUIT_SETTING
+
+    services = next(h.__self__ for h in nicegui_app._startup_handlers if hasattr(h, "__self__"))  # noqa: SLF001
+    await user.open("/settings")
+    user.find(marker="on-quit").elements.pop().value = "keep"
+    user.find(marker="max-running").elements.pop().value = 2
+    user.find(marker="gateway-key").type("secret-key-123")
+    user.find(marker="gateway-key-save").click()
+    await user.should_see("Gateway key saved")
+    assert await db.get_setting(ON_QUIT_SETTING) == "keep"
+    assert await db.get_setting(MAX_RUNNING_SETTING) == 2
+    assert services.supervisor.max_running == 2
+    assert services.gateway_key == "secret-key-123"
+
+
+async def test_address_is_saved_for_the_next_start_with_a_warning(
+    user: User, mlxui_home, monkeypatch
+) -> None:
+    from mlxui.config import load_config
+
+    await user.open("/settings")
+    user.find(marker="host").clear().type("0.0.0.0")
+    await user.should_see(marker="host-warning", content="anyone who can reach this machine")
+    user.find(marker="port").elements.pop().value = 9123
+    user.find(marker="network-save").click()
+    await user.should_see("after a restart")
+    monkeypatch.delenv("MLXUI_HOST", raising=False)
+    monkeypatch.delenv("MLXUI_PORT", raising=False)
+    config = load_config()
+    assert (config.host, config.port) == ("0.0.0.0", 9123)
+    monkeypatch.setenv("MLXUI_PORT", "9200")
+    assert load_config().port == 9200, "the environment still wins"

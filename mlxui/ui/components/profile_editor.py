@@ -68,6 +68,8 @@ class ProfileEditor(ui.dialog):
         values: dict[str, Any] = source.editable() if source else {}
         if copy_of and not profile:
             values["name"] = f"{copy_of.name}-copy"
+        if source is None:
+            values["idle_ttl"] = self.default_ttl
         if model:
             values["model"] = model
             values.setdefault("name", _suggest_name(model))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from nicegui import background_tasks, events, ui
 
+from mlxui.db import get_setting
 from mlxui.hub.capabilities import read_local_capabilities
 from mlxui.hub.local import list_local_models
 from mlxui.hub.memory import fit_on_this_machine
@@ -19,6 +20,7 @@ from mlxui.servers.state import RUNNING_STATES, ServerEvent
 from mlxui.ui.components.empty_state import EmptyState
 from mlxui.ui.components.log_viewer import LogViewer
 from mlxui.ui.components.profile_editor import ProfileEditor
+from mlxui.ui.components.server_settings_card import DEFAULT_TTL_SETTING
 from mlxui.ui.components.server_tile import ServerTile
 from mlxui.ui.components.state_chip import StateChip
 from mlxui.ui.frame import frame
@@ -43,6 +45,7 @@ class ServersPage:
     async def build(self, model: str) -> None:
         models = await list_local_models(self.services.config.hf_cache)
         self.editor = ProfileEditor(self.services.profiles, models, on_saved=self._saved)
+        self.editor.default_ttl = await get_setting(DEFAULT_TTL_SETTING, None)
         with frame(self.services, "/servers"):
             with ui.row().classes("w-full items-center gap-2"):
                 testid(ui.label("Servers").classes("text-2xl font-semibold"), "page-title")
