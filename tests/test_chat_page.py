@@ -197,7 +197,9 @@ def test_vision_chat_with_a_dropped_image_and_rejected_files(chat_app, chrome) -
         lambda: find_marked(chrome, "attach-image").is_enabled(), what="images offered for a vision model"
     )
     chrome.execute_script(DROP_JS, "composer", "fake", 0)
-    wait_for(lambda: "not an image mlxui can send" in notifications(chrome), what="wrong type refused")
+    wait_for(
+        lambda: "not an image mlxui can send" in notifications(chrome), timeout=30, what="wrong type refused"
+    )
     chrome.execute_script(DROP_JS, "composer", "huge", 11_000_000)
     wait_for(lambda: "Image too large" in notifications(chrome), timeout=30, what="oversize refused")
     assert not chrome.find_elements(By.CSS_SELECTOR, '[data-testid="thumbnail"]')
