@@ -1,10 +1,9 @@
 #!/usr/bin/env python
 """Benchmark the gateway against the very mlx_lm.server it proxies, in one run.
 
-Builds the scripted endless model, creates a profile for it, starts mlxui (the real app; if its
-gateway is not wired yet, a stand-in NiceGUI host built the same way: guard + Supervisor +
-register_gateway + ui.run), lets the gateway start the server on demand, then measures with the
-same lean client, alternating direct and gateway runs (ABBA) so drift hits both alike:
+Builds the scripted endless model, creates a profile for it, starts the real app (`python -m
+mlxui run`), lets its gateway start the server on demand, then measures with one lean client,
+alternating direct, relay and gateway runs (ABBA) so drift hits all alike:
   - streamed tokens/s at 1 and 4 concurrent streams (median of --rounds; the ratio is the median
     of the per-round gateway/direct ratios), and through a bare TCP relay for reference,
   - time to first token, direct vs gateway (p50 / p95 and what the gateway adds),
@@ -42,15 +41,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--max-tokens", type=int, default=2000)
     parser.add_argument("--ttft-samples", type=int, default=40)
-    parser.add_argument("--host", choices=["auto", "app", "standalone"], default="auto")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
-    parser.add_argument("--serve-standalone", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument(
         "--serve-tcp-relay", type=int, nargs=2, metavar=("PORT", "TO"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
-    if args.serve_standalone:
-        return _serve_standalone(args.serve_standalone)
     if args.serve_tcp_relay:
         return _serve_tcp_relay(*args.serve_tcp_relay)
     with tempfile.TemporaryDirectory(prefix="mlxui-bench-") as tmp:
@@ -72,23 +67,8 @@ def _bench(tmp: Path, args: argparse.Namespace) -> dict:
     hf_cache.mkdir()
     env = {**os.environ, "MLXUI_HOME": str(home), "HF_HUB_CACHE": str(hf_cache), "PYTHONUNBUFFERED": "1"}
     asyncio.run(_create_profile(home, hf_cache, model_dir))
-    host = args.host
-    app = None
-    if host in ("auto", "app"):
-        port = free_port()
-        app = _start(
-            [sys.executable, "-m", "mlxui", "run", "--no-browser", "--port", str(port)], port, env, home
-        )
-        if not _has_gateway(port):
-            _stop(app)
-            if host == "app":
-                raise SystemExit("the app serves no /v1/models: is register_gateway wired into create_app?")
-            app = None
-        host = "app"
-    if app is None:
-        host = "standalone"
-        port = free_port()
-        app = _start([sys.executable, __file__, "--serve-standalone", str(port)], port, env, home)
+    port = free_port()
+    app = _start([sys.executable, "-m", "mlxui", "run", "--no-browser", "--port", str(port)], port, env, home)
     try:
         gateway = f"http://127.0.0.1:{port}"
         asyncio.run(_warm_up(gateway))
@@ -113,7 +93,7 @@ def _bench(tmp: Path, args: argparse.Namespace) -> dict:
     finally:
         _stop(app)
     result.update(
-        host=host,
+        host="app",
         machine={
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
@@ -277,12 +257,6 @@ def _start(cmd: list[str], port: int, env: dict[str, str], home: Path) -> subpro
     raise SystemExit(f"{cmd[1:4]} did not answer within 60 s")
 
 
-def _has_gateway(port: int) -> bool:
-    import httpx
-
-    return httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=5).status_code == 200
-
-
 def _upstream_port(app_pid: int) -> int:
     for child in psutil.Process(app_pid).children(recursive=True):
         cmd = child.cmdline()
@@ -375,36 +349,6 @@ def _serve_tcp_relay(port: int, to_port: int) -> int:
         uvloop.run(serve())
     except ImportError:
         asyncio.run(serve())
-    return 0
-
-
-def _serve_standalone(port: int) -> int:
-    """The stand-in host: what create_app does for the gateway, on NiceGUI's app and ui.run."""
-    from nicegui import app, ui
-
-    from mlxui import db
-    from mlxui.api.security import HostOriginGuard, HostPolicy
-    from mlxui.config import load_config
-    from mlxui.servers.gateway import register_gateway
-    from mlxui.servers.supervisor import Supervisor
-
-    config = load_config()
-    supervisor = Supervisor(config)
-    app.add_middleware(HostOriginGuard, policy=HostPolicy(config.host))
-    register_gateway(app, supervisor, api_key_provider=lambda: None)
-
-    async def start() -> None:
-        await db.init_db(config.db_path)
-        await supervisor.start_up()
-
-    async def stop() -> None:
-        await supervisor.shut_down(stop_servers=True)
-        await db.close_db()
-
-    app.on_startup(start)
-    app.on_shutdown(stop)
-    ui.page("/")(lambda: ui.label("mlxui gateway benchmark host"))
-    ui.run(host="127.0.0.1", port=port, reload=False, show=False, show_welcome_message=False)
     return 0
 
 

@@ -30,7 +30,7 @@ from mlxui.servers.relay import (
 )
 from mlxui.servers.state import ServerState
 from mlxui.servers.supervisor import Supervisor, UnknownProfile
-from mlxui.servers.upstream import UpstreamError, UpstreamResponse
+from mlxui.servers.upstream import UpstreamError, UpstreamExchange
 
 MAX_BODY_BYTES = 50 * 1024 * 1024  # images travel as data URLs inside the JSON
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
@@ -124,7 +124,7 @@ class Gateway:
         server.touch()
         upstream_body = json.dumps(body).encode()
         try:
-            upstream = await UpstreamResponse.open(server.base_url or "")
+            upstream = await UpstreamExchange.open(server.base_url or "")
         except UpstreamError as exc:
             server.record_error(str(exc))
             await send_error(send, 502, str(exc), "upstream_error", "upstream_unavailable")

@@ -16,7 +16,7 @@ from typing import Any
 
 from mlxui.api.security import ASGIApp, Receive, Scope, Send
 from mlxui.servers.process import ManagedServer
-from mlxui.servers.upstream import UpstreamError, UpstreamResponse
+from mlxui.servers.upstream import UpstreamError, UpstreamExchange
 
 __all__ = ["ASGIApp", "Receive", "Scope", "Send", "relay_plain", "relay_stream", "send_error", "send_json"]
 
@@ -31,7 +31,7 @@ USAGE_MARKERS = (b'"usage": {', b'"usage":{')  # mlx_lm (json.dumps) and mlx_vlm
 
 
 async def relay_stream(
-    upstream: UpstreamResponse,
+    upstream: UpstreamExchange,
     path: str,
     body: bytes,
     receive: Receive,
@@ -86,12 +86,12 @@ async def relay_stream(
     if b"[DONE]" not in last + pending:
         broken = broken or "the model server ended the stream early (did it crash?)"
         server.record_error(broken)
-        tail += _sse_error(broken)
+        tail = _sse_error(broken)  # an unfinished event cannot be parsed: it is dropped
     await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
 async def relay_plain(
-    upstream: UpstreamResponse, path: str, body: bytes, receive: Receive, send: Send, server: ManagedServer
+    upstream: UpstreamExchange, path: str, body: bytes, receive: Receive, send: Send, server: ManagedServer
 ) -> None:
     """Forward a non-streamed answer; its `usage` goes to the server's counters."""
     async with _DisconnectWatch(receive, upstream) as watch:
@@ -123,7 +123,7 @@ async def send_error(
 
 
 async def _send_request(
-    upstream: UpstreamResponse,
+    upstream: UpstreamExchange,
     path: str,
     body: bytes,
     send: Send,
@@ -142,7 +142,7 @@ async def _send_request(
 
 
 async def _forward_whole(
-    upstream: UpstreamResponse, send: Send, server: ManagedServer, watch: _DisconnectWatch
+    upstream: UpstreamExchange, send: Send, server: ManagedServer, watch: _DisconnectWatch
 ) -> None:
     try:
         data = await upstream.read_all(MAX_RESPONSE_BYTES)
@@ -184,7 +184,7 @@ def _take_usage(block: bytes, server: ManagedServer, strip: bool) -> tuple[bytes
             kept.append(event)
             continue
         found += 1
-        server.record_usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        _record_usage(server, usage)
         if not (strip and not payload.get("choices")):
             kept.append(event)
     return b"\n\n".join(kept), found
@@ -206,7 +206,14 @@ def _record_body_usage(data: bytes, server: ManagedServer) -> None:
     except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return  # not JSON: nothing to count, the client still gets the answer
     if isinstance(usage, dict):
-        server.record_usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        _record_usage(server, usage)
+
+
+def _record_usage(server: ManagedServer, usage: dict[str, Any]) -> None:
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    server.record_usage(
+        prompt if isinstance(prompt, int) else 0, completion if isinstance(completion, int) else 0
+    )
 
 
 def _normalized_error(status: int, data: bytes) -> bytes:
@@ -248,7 +255,7 @@ async def _send_bytes(
 class _DisconnectWatch:
     """While open, a client disconnect closes the upstream connection (and is remembered)."""
 
-    def __init__(self, receive: Receive, upstream: UpstreamResponse) -> None:
+    def __init__(self, receive: Receive, upstream: UpstreamExchange) -> None:
         self.receive = receive
         self.upstream = upstream
         self.client_gone = False

@@ -24,7 +24,7 @@ class UpstreamError(Exception):
 
 
 @dataclass
-class UpstreamResponse:
+class UpstreamExchange:
     """One exchange on its own connection: `open()`, `send()` (reads the head), `read()` the body.
 
     The object exists before the head arrives so that a client disconnect can `close()` it while
@@ -43,7 +43,7 @@ class UpstreamResponse:
     _done: bool = field(default=False, repr=False)
 
     @classmethod
-    async def open(cls, base_url: str, connect_timeout: float = 10.0) -> UpstreamResponse:
+    async def open(cls, base_url: str, connect_timeout: float = 10.0) -> UpstreamExchange:
         parts = urlsplit(base_url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         try:
