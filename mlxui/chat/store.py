@@ -14,6 +14,7 @@ awaits it is Stop. Values returned are detached dataclasses, safe to keep while 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ DEFAULT_TITLE = "New chat"
 TITLE_CHARS = 60
 AUTOSAVE_S = 2.0
 INTERRUPTED = "Interrupted: mlxui stopped before the reply finished."
+
+log = logging.getLogger(__name__)
 
 
 class ChatStoreError(ValueError):
@@ -300,8 +303,8 @@ class ChatStore:
         for path in paths:
             try:
                 await asyncio.to_thread(images.delete_image, {"path": path}, self.images_dir)
-            except images.ImageError:
-                continue  # not one of our names: nothing of ours to delete
+            except images.ImageError as exc:  # not one of our names: nothing of ours to delete
+                log.debug("not deleting %r: %s", path, exc)
 
 
 def make_title(text: str, *, has_images: bool = False) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ LOCAL_FOLDERS_KEY = "models.local_folders"
 # in_use(name, paths) -> the name of a server using the model (repo id or folder, and the
 # folders a server may have been given instead), or None. May be async.
 InUse = Callable[[str, list[Path]], str | None | Awaitable[str | None]]
+
+log = logging.getLogger(__name__)
 
 
 class LocalModelError(Exception):
@@ -227,7 +230,8 @@ async def recorded_server_using(name: str, paths: list[Path]) -> str | None:
             proc = psutil.Process(profile.run_pid)
             if profile.run_started_at is not None and abs(proc.create_time() - profile.run_started_at) > 1:
                 continue  # the pid was reused by another process
-        except psutil.Error:
+        except psutil.Error as exc:
+            log.debug("recorded server %s is gone: %s", profile.name, exc)
             continue
         model = profile.model
         if model == name or any(Path(model) == p or p in Path(model).parents for p in paths):

@@ -10,6 +10,7 @@ pid starts afresh); a process seen for the first time has no CPU figure yet (Non
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from mlxui.servers.gpu import GpuReading, GpuSampler
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.state import ServerState
 
+log = logging.getLogger(__name__)
 _MEASURED_STATES = (ServerState.LOADING, ServerState.READY)
 _ProcKey = tuple[int, float]  # (pid, create_time)
 
@@ -104,8 +106,9 @@ class MetricsSampler:
         for child in children:
             try:
                 key = (child.pid, child.create_time())
-            except psutil.Error:
-                continue  # exited meanwhile
+            except psutil.Error as exc:
+                log.debug("child %s exited during the sweep: %s", child.pid, exc)
+                continue
             cached = self._process(key, seen, child)
             if cached is not None:
                 members.append((key, cached))
@@ -117,8 +120,9 @@ class MetricsSampler:
                 with proc.oneshot():
                     rss += proc.memory_info().rss
                     percent = proc.cpu_percent(None)
-            except psutil.Error:
-                continue  # exited between listing and reading
+            except psutil.Error as exc:
+                log.debug("process %s exited between listing and reading: %s", key[0], exc)
+                continue
             pids.add(proc.pid)
             if key not in self._primed:  # the first call only primes the counter
                 self._primed.add(key)
