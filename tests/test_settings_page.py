@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+
+import pytest
 from huggingface_hub import get_token
 from nicegui import ui
 from nicegui.testing.user import User
@@ -79,3 +83,28 @@ async def test_address_is_saved_for_the_next_start_with_a_warning(
     assert (config.host, config.port) == ("0.0.0.0", 9123)
     monkeypatch.setenv("MLXUI_PORT", "9200")
     assert load_config().port == 9200, "the environment still wins"
+
+
+async def test_autostart_switch_writes_the_user_unit(user: User, mlxui_home, tmp_path, monkeypatch) -> None:
+    import sys
+    from pathlib import Path
+
+    if sys.platform != "linux":
+        pytest.skip("the systemd path is tested on Linux; launchd has its own tests")
+    fakebin = Path(__file__).parent / "fakebin"
+    monkeypatch.setenv("PATH", f"{fakebin}:{os.environ['PATH']}")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.setenv("FAKEBIN_STATE", str(tmp_path / "fake-state.json"))
+    monkeypatch.setenv("FAKEBIN_LOG", str(tmp_path / "fake-calls.log"))
+    await user.open("/settings")
+    switch = user.find(marker="autostart-switch").elements.pop()
+    assert switch.value is False
+    switch.value = True
+    unit = tmp_path / ".config" / "systemd" / "user" / "mlxui.service"
+    for _ in range(100):
+        if unit.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert "Restart=on-failure" in unit.read_text()
+    await user.should_see(marker="autostart-detail", content="systemd")

@@ -9,6 +9,7 @@ from nicegui import ui
 from mlxui import db
 from mlxui.servers.supervisor import MAX_RUNNING_SETTING, ON_QUIT_SETTING
 from mlxui.ui.components.about_card import AboutCard
+from mlxui.ui.components.autostart_card import build_autostart_card
 from mlxui.ui.components.hf_token_card import HfTokenCard
 from mlxui.ui.components.network_card import NetworkCard
 from mlxui.ui.components.server_settings_card import DEFAULT_TTL_SETTING, ServerSettingsCard
@@ -29,4 +30,5 @@ async def build(services: Services) -> None:
         HfTokenCard(services.config.hf_endpoint)
         ServerSettingsCard(services, on_quit=on_quit if on_quit in ("stop", "keep") else "stop",
                            max_running=max_running, ttl=ttl)  # fmt: skip
+        await build_autostart_card(services.config)
         AboutCard(services.config)
