@@ -23,6 +23,7 @@ from mlxui.hub.downloads import DownloadManager
 from mlxui.servers.gateway import register_gateway
 from mlxui.servers.profiles import Profiles
 from mlxui.servers.supervisor import Supervisor
+from mlxui.ui.code_copy import add_code_copy_buttons
 from mlxui.ui.pages import register_pages
 from mlxui.ui.theme import Theme
 
@@ -106,6 +107,7 @@ def create_app(config: Config) -> Services:
     register_servers_api(app, services)
     register_gateway(app, services.supervisor, api_key_provider=lambda: services.gateway_key)
     register_pages(services)
+    add_code_copy_buttons()
     app.on_startup(services.start)
     app.on_shutdown(services.stop)
     return services

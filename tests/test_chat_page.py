@@ -279,3 +279,27 @@ def test_history_survives_restart_and_kill_9_mid_reply(hub_cache, chrome, tmp_pa
         assert rows[3][0] == "assistant" and rows[3][1].startswith("la la") and rows[3][2] == "partial"
     finally:
         app.stop()
+
+
+def test_markdown_code_blocks_have_copy_and_tables_render(chat_app, chrome, tmp_path) -> None:
+    tokens = [
+        "Here:",
+        "\n\n```python\nprint(42)\n```",
+        "\n\n| a | b |\n|---|---|\n| 1 | 2 |",
+        "\n\n- one\n- two",
+    ]
+    add_profile(chat_app, "md", build_scripted(tmp_path / "md-model", tokens))
+    chrome.execute_cdp_cmd("Browser.grantPermissions", {"origin": chat_app.url,
+                           "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})  # fmt: skip
+    chrome.get(f"{chat_app.url}/chat?server=md")
+    send(chrome, "Show me markdown")
+    reply = wait_reply_done(chrome)
+    content = reply.find_element(By.CSS_SELECTOR, '[data-testid="message-content"]')
+    assert content.find_elements(By.CSS_SELECTOR, "table td")[0].text == "1"
+    assert [li.text for li in content.find_elements(By.CSS_SELECTOR, "li")] == ["one", "two"]
+    button = wait_for(lambda: content.find_element(By.CSS_SELECTOR, '[data-testid="copy-code"]'), what="copy")
+    button.click()
+    wait_for(lambda: button.text == "Copied", what="copied")
+    copied = chrome.execute_async_script("navigator.clipboard.readText().then(arguments[0])")
+    assert copied == "print(42)"
+    httpx.post(f"{chat_app.url}/api/servers/md/stop", timeout=30)
