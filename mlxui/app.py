@@ -133,6 +133,10 @@ def server_status(server: Any) -> dict[str, Any]:
 def serve(config: Config, *, native: bool = False, show: bool = True) -> None:
     """Run the app until interrupted (blocks)."""
     create_app(config)
+    if native:
+        from mlxui.system.native import native_start_args
+
+        app.native.start_args.update(native_start_args())  # title icon on Linux/macOS windows too
     ui.run(
         host=config.host,
         port=config.port,

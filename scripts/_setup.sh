@@ -59,3 +59,13 @@ ensure_apt_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2 || \
     echo "mlxui: could not install ${missing[*]}; browser tests will be skipped" >&2
 }
+
+# Shared libraries Qt's X plugin loads at run time (found with ldconfig, not on PATH).
+ensure_apt_libs() {
+  command -v ldconfig >/dev/null 2>&1 || return 0
+  local wanted=()
+  for pair in "$@"; do
+    ldconfig -p | grep -q "${pair%%:*}" || wanted+=("mlxui-missing-lib-${pair%%:*}:${pair##*:}")
+  done
+  [ ${#wanted[@]} -eq 0 ] || ensure_apt_packages "${wanted[@]}"
+}

@@ -66,10 +66,11 @@ def ensure_port_free(config: Config) -> None:
 
 
 def ensure_native_available() -> None:
-    try:
-        import webview  # noqa: F401
-    except ImportError as exc:
-        raise CliError("the native window needs pywebview: pip install 'mlxui[native]'") from exc
+    from mlxui.system.native import native_problem
+
+    problem = native_problem()
+    if problem is not None:
+        raise CliError(problem)
 
 
 def status_command(args: argparse.Namespace) -> int:
