@@ -187,7 +187,8 @@ box.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, canc
 
 
 def notifications(chrome) -> str:
-    return " ".join(e.text for e in chrome.find_elements(By.CSS_SELECTOR, ".q-notification"))
+    notes = chrome.find_elements(By.CSS_SELECTOR, ".q-notification")
+    return " ".join(e.get_attribute("textContent") or "" for e in notes)
 
 
 def test_vision_chat_with_a_dropped_image_and_rejected_files(chat_app, chrome) -> None:

@@ -24,6 +24,7 @@ FORWARD_FILES_JS = """
   box.addEventListener('drop', (e) => { e.preventDefault(); box.classList.remove('ring-2');
                                         send(e.dataTransfer.files); });
   box.addEventListener('paste', (e) => { if (send(e.clipboardData.files)) e.preventDefault(); });
+  box.dataset.dropReady = '1';
 })();
 """
 
