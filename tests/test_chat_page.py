@@ -197,6 +197,10 @@ def test_vision_chat_with_a_dropped_image_and_rejected_files(chat_app, chrome) -
     wait_for(
         lambda: find_marked(chrome, "attach-image").is_enabled(), what="images offered for a vision model"
     )
+    wait_for(
+        lambda: find_marked(chrome, "composer").get_attribute("data-drop-ready") == "1",
+        what="the composer listens for drops",
+    )
     chrome.execute_script(DROP_JS, "composer", "fake", 0)
     wait_for(
         lambda: "not an image mlxui can send" in notifications(chrome), timeout=30, what="wrong type refused"

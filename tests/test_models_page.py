@@ -167,6 +167,7 @@ def test_models_page_in_chromium_scroll_stays_put_while_downloading(
         find_marked(chrome, f"download-{repo}").click()
         bar = wait_for(lambda: find_marked(chrome, f"download-progress-{repo}"), what="download in the tile")
         wait_for(lambda: not find_marked(chrome, f"model-card-{repo}").is_displayed(), what="card hidden")
+        assert find_marked(chrome, f"lazy-{repo}").size["height"] < 4, "the hidden card leaves no empty gap"
         screenshot(chrome, "models-downloading")
         cards = chrome.find_elements(By.CSS_SELECTOR, '[data-testid^="model-card-"]')
         assert cards and not any(c.find_elements(By.CSS_SELECTOR, ".q-linear-progress") for c in cards)

@@ -245,6 +245,9 @@ def _start_and_wait(args: argparse.Namespace, verb: str) -> int:
     return 0
 
 
+_SETTLED = frozenset({"ready", "failed", "crashed", "stopped"})
+
+
 class _Progress:
     """One stderr line that grows: a dot per poll, the state's name when it changes."""
 
@@ -260,7 +263,8 @@ class _Progress:
         if state is not None and state != self.state:
             sys.stderr.write(f" {state}")
             self.state = state
-        sys.stderr.write(".")
+        if state not in _SETTLED:  # dots mean "still waiting"; none after the final word
+            sys.stderr.write(".")
         sys.stderr.flush()
 
     def end(self, state: str | None = None) -> None:

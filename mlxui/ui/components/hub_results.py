@@ -15,6 +15,9 @@ from mlxui.ui.components.model_card import ModelCard
 from mlxui.ui.testid import testid
 
 MAX_PARALLEL_CAPS = 3  # at most this many model-file reads at once, however fast the user scrolls
+# A placeholder keeps its height until its card first shows (so one append does not load every
+# card's capabilities at once); a card hidden while it downloads leaves no empty gap behind.
+LAZY_CSS = ".lazy-card:has(> * > .hidden) { min-height: 0 }"
 
 
 class HubResults(ui.column):
@@ -33,6 +36,7 @@ class HubResults(ui.column):
         self.flags: set[str] = set()
         self._caps_slots = asyncio.Semaphore(MAX_PARALLEL_CAPS)
         self._generation = 0
+        ui.add_css(LAZY_CSS)
         with self:
             self.banner = testid(
                 ui.label().classes("w-full p-3 rounded text-sm bg-amber-500/20"), "hub-banner"
@@ -95,7 +99,7 @@ class HubResults(ui.column):
                 if model.repo_id in self.cards:
                     continue
                 wrapper = testid(ui.element("q-intersection"), f"lazy-{model.repo_id}")
-                with wrapper.props("once").classes("w-full min-h-[92px]"):
+                with wrapper.props("once").classes("w-full min-h-[92px] lazy-card"):
                     card = self._card_factory(model)
                 wrapper.on("visibility", lambda e, c=card: self._load_caps(c) if e.args else None)
                 self.cards[model.repo_id] = (wrapper, card)

@@ -116,11 +116,11 @@ class LocalModelRow(ui.card):
                 ui.icon("inventory_2" if entry.source == "hf_cache" else "folder", size="sm").classes(
                     "text-slate-400"
                 )
-                with ui.column().classes("gap-0 min-w-0"):
-                    ui.label(entry.name).classes("text-base font-semibold truncate")
-                    ui.label(str(entry.path)).classes("text-xs text-slate-500 truncate")
-                ui.space()
-                ui.label(human_bytes(entry.size_on_disk)).classes("text-sm text-slate-500")
+                with ui.column().classes("gap-0 min-w-0 grow basis-0"):
+                    ui.label(entry.name).classes("w-full text-base font-semibold truncate")
+                    path = ui.label(str(entry.path)).classes("w-full text-xs text-slate-500 truncate")
+                    path.tooltip(str(entry.path))
+                ui.label(human_bytes(entry.size_on_disk)).classes("text-sm text-slate-500 whitespace-nowrap")
                 model_ref = entry.repo_id or str(entry.path)
                 testid(
                     ui.button(

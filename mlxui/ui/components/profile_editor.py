@@ -24,11 +24,13 @@ class ProfileEditor(ui.dialog):
         self.fields: dict[str, ui.element] = {}
         with self, ui.card().classes("w-[560px] max-w-full gap-2"):
             self.title = ui.label().classes("text-lg font-semibold")
-            self.fields["name"] = testid(ui.input("Name").props("outlined dense"), "profile-name")
+            self.fields["name"] = testid(
+                ui.input("Name").props("outlined dense").classes("w-full"), "profile-name"
+            )
             options = {m.repo_id or str(m.path): _model_label(m) for m in models}
             self.fields["model"] = testid(
                 ui.select(options, label="Model (downloaded repo or local folder)", with_input=True,
-                          new_value_mode="add-unique").props("outlined dense"),
+                          new_value_mode="add-unique").props("outlined dense").classes("w-full"),
                 "profile-model",
             )  # fmt: skip
             self.fields["model"].on_value_change(self._model_changed)

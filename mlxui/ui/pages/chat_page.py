@@ -33,6 +33,9 @@ async def build(services: Services, *, server: str = "", chat: int | None = None
     await page.build(server or None, chat)
 
 
+DOCK_CSS = ".composer-dock { background: #fff } .body--dark .composer-dock { background: var(--q-dark-page) }"
+
+
 class ChatPage:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -65,9 +68,11 @@ class ChatPage:
             )
             self.banner.set_visibility(False)
             self.messages = testid(ui.column().classes("w-full gap-3 pb-4"), "messages")
-            self.composer = Composer(on_send=self.send, on_stop=self.stop, attach=self.store.attach_image,
-                                     thumbnail_url=lambda a: f"/chat-images/{a['path']}")  # fmt: skip
-            self.composer.classes("sticky bottom-8 z-10")
+            # the dock fills the strip under the composer too, so scrolled text never shows below it
+            ui.add_css(DOCK_CSS)
+            with ui.element("div").classes("w-full sticky bottom-0 z-10 pb-8 composer-dock"):
+                self.composer = Composer(on_send=self.send, on_stop=self.stop, attach=self.store.attach_image,
+                                         thumbnail_url=lambda a: f"/chat-images/{a['path']}")  # fmt: skip
         if server in servers:
             await self.select_server(server)
             self.sidebar.server_select.value = server  # its change event finds the server already selected

@@ -101,6 +101,8 @@ class ServersPage:
                 if not servers:
                     EmptyState("add_circle", "No server profiles yet",
                                "Create one with New profile, or from a model in Models → Local.")  # fmt: skip
+                elif not others:
+                    ui.label("Every profile is running.").classes("text-sm text-slate-500")
                 for name in others:
                     self._compact_row(self.supervisor.servers[name])
 
