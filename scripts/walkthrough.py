@@ -30,8 +30,13 @@ VISION = "mlx-community/Tiny-Qwen2-VL-4bit"
 
 
 def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="mlxui-walkthrough-"))
+    run(OUT, Path(tempfile.mkdtemp(prefix="mlxui-walkthrough-")))
+    print(f"screenshots in {OUT}")
+
+
+def run(out: Path, work: Path) -> None:
+    """The whole walk against a fresh fake Hub and app under `work`; screenshots go to `out`."""
+    out.mkdir(parents=True, exist_ok=True)
     with FakeHub() as hub:
         hub.add_repo(THINKER, models.build_scripted_think_tokens(work / "thinker"), downloads=5200, likes=41)
         hub.add_repo(VISION, models.build_tiny_vlm(work / "vlm"), downloads=3100, likes=17)
@@ -44,7 +49,7 @@ def main() -> None:
         with running_app(work / "home", env=env) as app:
             chrome = new_driver(1200, 800)
             try:
-                walk(chrome, app.url, hub)
+                walk(chrome, app.url, hub, out)
             except Exception:
                 chrome.save_screenshot(str(work / "failed.png"))
                 print(f"FAILED: the page at that moment is in {work / 'failed.png'}; app log {app.log_path}")
@@ -52,56 +57,55 @@ def main() -> None:
             finally:
                 httpx.post(f"{app.url}/api/servers/stop-all", timeout=60)
                 quit_driver(chrome)
-    print(f"screenshots in {OUT}")
 
 
-def shot(chrome, name: str) -> None:
+def shot(chrome, out: Path, name: str) -> None:
     time.sleep(0.6)  # let animations settle
-    chrome.save_screenshot(str(OUT / f"{name}.png"))
+    chrome.save_screenshot(str(out / f"{name}.png"))
     print("saved", name)
 
 
-def walk(chrome, url: str, hub: FakeHub) -> None:
+def walk(chrome, url: str, hub: FakeHub, out: Path) -> None:
     chrome.get(f"{url}/models")
     wait_for(lambda: find_marked(chrome, f"model-card-{THINKER}"), timeout=30, what="search results")
     wait_for(lambda: "Thinking" in find_marked(chrome, f"model-card-{THINKER}").text, what="badges")
-    shot(chrome, "01-models")
+    shot(chrome, out, "01-models")
     box = find_marked(chrome, "search-input")
     box.send_keys("qwen")
     wait_for(
         lambda: not chrome.find_elements(By.CSS_SELECTOR, '[data-testid^="model-card-mlx-community/Example"]')
     )
-    shot(chrome, "02-search")
+    shot(chrome, out, "02-search")
     hub.throttle_bps = 6_000  # the tiny model would finish before the screenshot
     find_marked(chrome, f"download-{THINKER}").click()
     wait_for(lambda: find_marked(chrome, f"download-progress-{THINKER}"), what="download tile")
     time.sleep(1.5)
-    shot(chrome, "03-downloading")
+    shot(chrome, out, "03-downloading")
     hub.throttle_bps = None
     wait_for(lambda: not chrome.find_elements(By.CSS_SELECTOR, f'[data-testid="download-row-{THINKER}"]')
              or not find_marked(chrome, f"download-row-{THINKER}").is_displayed(), timeout=60, what="done")  # fmt: skip
     find_marked(chrome, "tab-local").click()
     wait_for(lambda: find_marked(chrome, f"local-model-{THINKER}"), what="local model")
-    shot(chrome, "04-local")
+    shot(chrome, out, "04-local")
     find_marked(chrome, f"local-model-{THINKER}").find_element(
         By.CSS_SELECTOR, '[data-testid="create-profile"]'
     ).click()
     wait_for(lambda: find_marked(chrome, "profile-save").is_displayed(), what="profile editor")
-    shot(chrome, "05-profile")
+    shot(chrome, out, "05-profile")
     find_marked(chrome, "profile-save").click()
     name = THINKER.split("/")[1]
     start = wait_for(lambda: find_marked(chrome, f"start-{name}"), what="profile row")
     chrome.execute_script("arguments[0].click()", start)
     wait_for(lambda: "ready" in find_marked(chrome, f"state-{name}").text, timeout=60, what="ready")
     time.sleep(3)  # a few samples for the sparklines
-    shot(chrome, "06-server")
+    shot(chrome, out, "06-server")
     find_marked(chrome, f"chat-{name}").click()
     send(chrome, "What is the answer?")
     reply = wait_reply_done(chrome, timeout=90)
     assert "tok/s" in text_of(reply, "message-metrics"), text_of(reply, "message-error")
     panel = reply.find_element(By.CSS_SELECTOR, '[data-testid="thinking"] .q-item')
     chrome.execute_script("arguments[0].click()", panel)  # open the Thinking panel
-    shot(chrome, "07-chat-thinking")
+    shot(chrome, out, "07-chat-thinking")
     # the vision model: download through the CLI-equivalent API path, then chat with an image
     find_marked(chrome, "nav-models").click()
     wait_for(lambda: find_marked(chrome, f"download-{VISION}"), timeout=30).click()
@@ -119,12 +123,12 @@ def walk(chrome, url: str, hub: FakeHub) -> None:
     send(chrome, "Describe this picture.")
     reply = wait_reply_done(chrome, timeout=90)
     assert "tok/s" in text_of(reply, "message-metrics"), text_of(reply, "message-error")
-    shot(chrome, "08-chat-vision")
+    shot(chrome, out, "08-chat-vision")
     chrome.get(chrome.current_url.split("/chat")[0] + "/servers")
     stop = wait_for(lambda: find_marked(chrome, f"stop-{name}"), what="running tile")
     stop.click()
     wait_for(lambda: find_marked(chrome, f"profile-row-{name}"), timeout=30, what="stopped")
-    shot(chrome, "09-stopped")
+    shot(chrome, out, "09-stopped")
 
 
 if __name__ == "__main__":
