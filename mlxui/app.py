@@ -14,6 +14,7 @@ from huggingface_hub import get_token
 from nicegui import app, ui
 
 from mlxui import db
+from mlxui.api.downloads import register_downloads_api
 from mlxui.api.security import HostOriginGuard, HostPolicy
 from mlxui.api.servers import register_servers_api
 from mlxui.api.status import register_status_api
@@ -105,6 +106,7 @@ def create_app(config: Config) -> Services:
     app.add_static_files("/chat-images", str(config.images_dir))  # only content-hash names live there
     register_status_api(app, services)
     register_servers_api(app, services)
+    register_downloads_api(app, services)
     register_gateway(app, services.supervisor, api_key_provider=lambda: services.gateway_key)
     register_pages(services)
     add_code_copy_buttons()

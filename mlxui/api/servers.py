@@ -159,13 +159,13 @@ class _ServersApi:
 
     async def create_profile(self, request: Request) -> JSONResponse:
         await self._ready()
-        values = await _json_object(request)
+        values = await json_object(request)
         profile = await self._profile_call(self.profiles.create(values))
         return JSONResponse(profile.editable(), status_code=201)
 
     async def update_profile(self, request: Request, name: str) -> dict[str, Any]:
         await self._profile_exists(name)
-        changes = await _json_object(request)
+        changes = await json_object(request)
         profile = await self._profile_call(self.profiles.update(name, changes))
         return profile.editable()
 
@@ -181,7 +181,7 @@ class _ServersApi:
 
     async def duplicate_profile(self, request: Request, name: str) -> JSONResponse:
         await self._profile_exists(name)
-        body = await _json_object(request, optional=True)  # {"name": ...} or nothing: "<name>-copy"
+        body = await json_object(request, optional=True)  # {"name": ...} or nothing: "<name>-copy"
         profile = await self._profile_call(self.profiles.duplicate(name, body.get("name")))
         return JSONResponse(profile.editable(), status_code=201)
 
@@ -215,13 +215,7 @@ class _ServersApi:
         }
 
     async def _ready(self) -> None:
-        """Wait for start-up (the DB and the profiles); 503 if it failed."""
-        if not self.services.ready:
-            with contextlib.suppress(TimeoutError):  # answered below: still starting
-                await self.services.wait_started(30.0)
-        if not self.services.ready:
-            message = self.services.startup_error or "mlxui is still starting; try again in a moment."
-            raise ApiError(503, "unavailable", message)
+        await services_ready(self.services)
 
     async def _server(self, name: str) -> ManagedServer:
         _check_name(name)
@@ -309,7 +303,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def _json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:
+async def services_ready(services: Services) -> None:
+    """Wait for start-up (the DB, profiles, downloads); ApiError 503 if it failed."""
+    if not services.ready:
+        with contextlib.suppress(TimeoutError):  # answered below: still starting
+            await services.wait_started(30.0)
+    if not services.ready:
+        message = services.startup_error or "mlxui is still starting; try again in a moment."
+        raise ApiError(503, "unavailable", message)
+
+
+async def json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:
     body = await _read_body(request, MAX_IMPORT_BYTES)
     if optional and not body.strip():
         return {}
@@ -318,7 +322,7 @@ async def _json_object(request: Request, *, optional: bool = False) -> dict[str,
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_request", f"The body is not JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ApiError(400, "invalid_request", "The body must be a JSON object of profile settings.")
+        raise ApiError(400, "invalid_request", "The body must be a JSON object.")
     return data
 
 

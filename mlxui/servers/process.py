@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -51,6 +52,7 @@ TRANSITIONS: dict[ServerState, frozenset[ServerState]] = {
     S.STOPPING: frozenset({S.STOPPED}),
 }
 WATCH_INTERVAL_S = 0.25  # how quickly a crash of a ready server is noticed
+ALIVE_CHECK_S = 0.25  # how often a pending warm-up request checks that the server still runs
 _PORT_RETRIES = 3  # an auto port can be taken between choosing it and the server binding it
 
 
@@ -178,9 +180,17 @@ class ManagedServer:
                     break
                 except StartFailure as exc:
                     tail = await self._stop_process_and_read_tail(timeout=2.0)
-                    retry = not self.profile.port and "address already in use" in tail.lower()
+                    taken = "address already in use" in tail.lower()
+                    retry = taken and not self.profile.port
                     if not retry or attempt == _PORT_RETRIES - 1:
-                        raise StartFailure(f"{exc}\nLast lines of {self.log_path}:\n{tail}") from None
+                        reason: StartFailure = exc
+                        if taken:  # another program bound the port between our check and the server
+                            reason = StartFailure(
+                                f"Port {port} was taken by another program while the server started. "
+                                + ("Stop that program or give the profile another port (or none)."
+                                   if self.profile.port else "Try again.")
+                            )  # fmt: skip
+                        raise StartFailure(f"{reason}\nLast lines of {self.log_path}:\n{tail}") from None
                     logger.info("server %s: port %d was taken meanwhile; trying another", self.name, port)
         except StartFailure as exc:
             self._forget_process()
@@ -288,17 +298,14 @@ class ManagedServer:
         last_problem = "no answer yet"
         async with httpx.AsyncClient(base_url=self.base_url or "", trust_env=False) as client:
             while True:
-                if not self.is_alive():
-                    code = self._process.returncode if self._process else None
-                    raise StartFailure(f"The server exited while loading ({describe_exit(code)}).")
-                problem = await asyncio.to_thread(failure_line, self.log_path, self._log_offset)
-                if problem:
-                    raise StartFailure(f"The server failed to load the model: {problem}")
+                await self._check_loading()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise StartFailure(f"The model did not answer within the start timeout ({last_problem}).")
                 try:
-                    response = await client.post("/v1/chat/completions", json=body, timeout=remaining)
+                    response = await self._answer_while_alive(
+                        client.post("/v1/chat/completions", json=body, timeout=remaining)
+                    )
                 except httpx.TransportError as exc:  # not listening yet, or reset while loading
                     last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 else:
@@ -306,6 +313,31 @@ class ManagedServer:
                         return
                     last_problem = f"HTTP {response.status_code}: {response.text[:200]}"
                 await asyncio.sleep(0.2)
+
+    async def _check_loading(self) -> None:
+        """StartFailure when the server exited or its log shows it failed (a server can fail and
+        still run: mlx_lm.server's worker thread outlives a failed bind)."""
+        if not self.is_alive():
+            code = self._process.returncode if self._process else None
+            raise StartFailure(f"The server exited while loading ({describe_exit(code)}).")
+        problem = await asyncio.to_thread(failure_line, self.log_path, self._log_offset)
+        if problem:
+            raise StartFailure(f"The server failed to load the model: {problem}")
+
+    async def _answer_while_alive(self, call: Coroutine[Any, Any, httpx.Response]) -> httpx.Response:
+        """Await a request to the server, but give up as soon as it has failed: a program that took
+        the port first may accept the connection and never answer."""
+        request = asyncio.ensure_future(call)
+        try:
+            while True:
+                done, _ = await asyncio.wait({request}, timeout=ALIVE_CHECK_S)
+                if done:
+                    return request.result()
+                await self._check_loading()
+        finally:
+            if not request.done():
+                request.cancel()
+                await asyncio.wait({request})
 
     async def _watch(self) -> None:
         while self.state == ServerState.READY:

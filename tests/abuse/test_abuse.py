@@ -42,12 +42,31 @@ def test_dns_rebinding_host_is_refused_everywhere(app, path: str) -> None:
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/profiles", "/api/servers/plain/start"])
+@pytest.mark.parametrize(
+    "path", ["/v1/chat/completions", "/api/profiles", "/api/servers/plain/start", "/api/downloads"]
+)
 def test_cross_site_posts_are_refused(app, path: str) -> None:
-    response = httpx.post(app.url + path, json={"model": "plain", "messages": []},
+    response = httpx.post(app.url + path, json={"model": "plain", "messages": [], "repo_id": "org/model"},
                           headers={"Origin": "https://attacker.example"})  # fmt: skip
     assert response.status_code == 403
     assert httpx.get(f"{app.url}/api/servers/plain").json()["state"] == "stopped", "nothing was started"
+    assert httpx.get(f"{app.url}/api/downloads").json() == [], "nothing was downloaded"
+
+
+@pytest.mark.parametrize("repo", [r for r in EVIL_IDS if r.strip() != "org/name"])  # spaces are trimmed
+def test_odd_repo_ids_are_refused_by_the_downloads_api(app, repo: str) -> None:
+    response = httpx.post(f"{app.url}/api/downloads", json={"repo_id": repo}, timeout=10)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"], "a sentence says why"
+    assert httpx.get(f"{app.url}/api/downloads").json() == []
+
+
+def test_the_downloads_api_refuses_what_it_cannot_do(app) -> None:
+    assert httpx.post(f"{app.url}/api/downloads", json={}).status_code == 400
+    assert httpx.post(f"{app.url}/api/downloads", content=b"[1]").status_code == 400
+    missing = httpx.post(f"{app.url}/api/downloads/org/model/pause")
+    assert missing.status_code == 404 and "no download of org/model" in missing.json()["error"]["message"]
+    assert httpx.post(f"{app.url}/api/downloads/org/model/explode").status_code == 404
 
 
 @pytest.mark.parametrize("model", EVIL_IDS)

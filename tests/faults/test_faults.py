@@ -154,3 +154,57 @@ def test_a_chat_template_that_fails_gives_a_clear_error_and_the_server_stays_usa
     finally:
         httpx.post(f"{app.url}/api/servers/stop-all", timeout=60)
         app.stop()
+
+
+def download_of(app, repo_id: str) -> dict:
+    rows = [d for d in httpx.get(f"{app.url}/api/downloads", timeout=5).json() if d["repo_id"] == repo_id]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def wait_download(app, repo_id: str, check, timeout: float, what: str) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = download_of(app, repo_id)
+        if check(row):
+            return row
+        time.sleep(0.1)
+    raise AssertionError(f"{repo_id}: {what} never happened (last {row})")
+
+
+def test_killed_mlxui_resumes_its_download_and_keeps_its_profiles(fake_hub, tmp_path) -> None:
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    payload = random.Random(11).randbytes(8_000_000)
+    (folder / "model.safetensors").write_bytes(payload)
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    repo_id = "faults/app-killed"
+    fake_hub.add_repo(repo_id, folder)
+    fake_hub.throttle_bps = 2_000_000
+    env = {"HF_ENDPOINT": fake_hub.url, "HF_HUB_DISABLE_XET": "1", "HF_HUB_CACHE": str(tmp_path / "cache")}
+    app = start_app(tmp_path / "home", env=env)
+    try:
+        plain = str(build_scripted_plain(tmp_path / "plain"))
+        created = httpx.post(f"{app.url}/api/profiles", json={"name": "kept", "model": plain}, timeout=30)
+        assert created.status_code == 201, created.text
+        started = httpx.post(f"{app.url}/api/downloads", json={"repo_id": repo_id}, timeout=30)
+        assert started.status_code == 202, started.text
+        wait_download(app, repo_id, lambda d: d["bytes_done"] >= 2_000_000, 30, "2 MB downloaded")
+        os.kill(app.pid, signal.SIGKILL)
+        app.process.wait(10)
+        served_before_restart = fake_hub.bytes_served(repo_id)
+        fake_hub.throttle_bps = None
+
+        app = start_app(tmp_path / "home", env=env)
+        done = wait_download(app, repo_id, lambda d: d["state"] in ("done", "failed"), 60, "the end")
+        assert done["state"] == "done", done["error"]
+        assert done["bytes_done"] == done["bytes_total"] == len(payload) + len('{"model_type": "llama"}')
+        blobs = list((tmp_path / "cache" / "models--faults--app-killed" / "blobs").iterdir())
+        weights = next(b for b in blobs if b.stat().st_size == len(payload))
+        assert hashlib.sha256(weights.read_bytes()).digest() == hashlib.sha256(payload).digest()
+        resumed = fake_hub.bytes_served(repo_id) - served_before_restart
+        assert resumed < len(payload) - 1_000_000, f"resumed from the bytes on disk, not from 0 ({resumed} B)"
+        profiles = httpx.get(f"{app.url}/api/profiles", timeout=5).json()
+        assert [p["name"] for p in profiles] == ["kept"], "the database is intact"
+    finally:
+        app.stop()

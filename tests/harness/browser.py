@@ -22,7 +22,9 @@ def chromium_paths() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-def new_driver(width: int = 1400, height: int = 900) -> webdriver.Chrome:
+def new_driver(width: int = 1400, height: int = 900, *, performance_log: bool = False) -> webdriver.Chrome:
+    """A headless Chromium. With `performance_log`, `get_log("performance")` returns its DevTools
+    Network events (websocket frames included), as scripts/bench_app.py reads them."""
     paths = chromium_paths()
     if paths is None:
         raise RuntimeError("chromium and chromedriver are needed (apt-get install chromium chromium-driver)")
@@ -44,6 +46,9 @@ def new_driver(width: int = 1400, height: int = 900) -> webdriver.Chrome:
         f"--window-size={width},{height}",
     ):
         options.add_argument(arg)
+    if performance_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+        options.add_experimental_option("perfLoggingPrefs", {"enableNetwork": True, "enablePage": False})
     chrome = webdriver.Chrome(options=options, service=Service(driver))
     chrome.mlxui_profile_dir = profile  # type: ignore[attr-defined]
     return chrome
