@@ -116,7 +116,17 @@ def create_app(config: Config) -> Services:
 
 
 def download_status(st: Any) -> dict[str, Any]:
-    keys = ("repo_id", "state", "bytes_done", "bytes_total", "speed_bps", "eta_s", "current_file", "error")
+    keys = (
+        "repo_id",
+        "state",
+        "bytes_done",
+        "bytes_total",
+        "speed_bps",
+        "eta_s",
+        "current_file",
+        "note",
+        "error",
+    )
     return {key: getattr(st, key) for key in keys}
 
 
