@@ -52,6 +52,8 @@ TRANSITIONS: dict[ServerState, frozenset[ServerState]] = {
     S.STOPPING: frozenset({S.STOPPED}),
 }
 WATCH_INTERVAL_S = 0.25  # how quickly a crash of a ready server is noticed
+WARMUP_RETRY_S = 0.2  # after an HTTP error from a loading server
+WARMUP_REFUSED_RETRY_S = 0.025  # after a refused connection (cheap for both sides)
 ALIVE_CHECK_S = 0.25  # how often a pending warm-up request checks that the server still runs
 _PORT_RETRIES = 3  # an auto port can be taken between choosing it and the server binding it
 
@@ -308,11 +310,15 @@ class ManagedServer:
                     )
                 except httpx.TransportError as exc:  # not listening yet, or reset while loading
                     last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                    # refused: mlx_lm.server binds only once the model is loaded, so the first
+                    # accepted connection is the moment it is ready; ask again soon
+                    pause = WARMUP_REFUSED_RETRY_S if isinstance(exc, httpx.ConnectError) else WARMUP_RETRY_S
                 else:
                     if response.status_code == 200:
                         return
                     last_problem = f"HTTP {response.status_code}: {response.text[:200]}"
-                await asyncio.sleep(0.2)
+                    pause = WARMUP_RETRY_S
+                await asyncio.sleep(pause)
 
     async def _check_loading(self) -> None:
         """StartFailure when the server exited or its log shows it failed (a server can fail and

@@ -1,6 +1,8 @@
-"""One chat message. An assistant reply can stream into it: text is re-rendered at most every
-RENDER_INTERVAL_S, and finished markdown blocks are frozen into their own elements so each
-update only resends the open tail (not the whole reply)."""
+"""One chat message. An assistant reply can stream into it. Each redraw resends the open tail over
+the websocket, so redraws are paced by how much text arrived, not by the clock alone: the first
+text at once, then when RENDER_MIN_CHARS new characters are in (at most every RENDER_MIN_S) or
+RENDER_MAX_S passed. A 1,000-token reply thus costs about the same bytes at 10 or 1,000 tok/s.
+Finished markdown blocks are frozen into their own elements, so a redraw never resends them."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from mlxui.chat.store import MessageInfo
 from mlxui.ui.components.safe_markdown import SafeMarkdown
 from mlxui.ui.testid import testid
 
-RENDER_INTERVAL_S = 0.1
+RENDER_MIN_S = 0.1
+RENDER_MAX_S = 0.5
+RENDER_MIN_CHARS = 48
 
 
 class ChatMessage(ui.column):
@@ -29,6 +33,7 @@ class ChatMessage(ui.column):
         testid(self, f"message-{self.role}")
         self._frozen_upto = 0
         self._rendered_at = 0.0
+        self._rendered_chars = 0
         self._thinking_started: float | None = None
         with self:
             bubble_classes = "max-w-[85%] rounded-lg px-4 py-2 gap-1 "
@@ -53,11 +58,16 @@ class ChatMessage(ui.column):
 
     # ----- streaming -----------------------------------------------------------------------------------
     def stream(self, reasoning: str, content: str, *, force: bool = False) -> None:
-        """New text arrived; redraw if RENDER_INTERVAL_S passed (or `force`)."""
+        """New text arrived; redraw when it is worth the bytes (see the module's docstring) or `force`."""
         now = time.monotonic()
-        if not force and now - self._rendered_at < RENDER_INTERVAL_S:
-            return
-        self._rendered_at = now
+        chars = len(reasoning) + len(content)
+        if not force and self._rendered_chars:
+            waited = now - self._rendered_at
+            if waited < RENDER_MIN_S or (
+                chars - self._rendered_chars < RENDER_MIN_CHARS and waited < RENDER_MAX_S
+            ):
+                return
+        self._rendered_at, self._rendered_chars = now, chars
         if reasoning:
             if self._thinking_started is None:
                 self._thinking_started = now
