@@ -118,6 +118,15 @@ def test_tiles_update_while_scroll_and_open_dropdown_stay_put(hub_cache, chrome,
         wait_for(lambda: uptime_label.text != after_first, timeout=10, what="tile keeps updating")
         assert chrome.find_elements(By.CSS_SELECTOR, ".q-menu"), "the open dropdown stays open"
         assert chrome.execute_script("return window.scrollY") == scroll_y, "scroll position stays put"
+        # a request through the gateway shows up in the tile's counters within a sampler tick or two
+        import httpx
+
+        body = {"model": "scripted-plain", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+        answer = httpx.post(f"{app.url}/v1/chat/completions", json=body, timeout=60).json()
+        usage = answer["usage"]
+        tile = find_marked(chrome, "server-tile-scripted-plain")
+        expected = f"{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens"
+        wait_for(lambda: expected in tile.text and "1 request" in tile.text, timeout=5, what="counters")
         screenshot(chrome, "servers-running")
         chrome.set_window_size(1400, 900)
 

@@ -41,12 +41,13 @@ class ServerTile(ui.card):
                 self._metric("GPU", m, "gpu_util", lambda v: "n/a" if v is None else f"{v:.0f} %", "#f59e0b")
             with ui.row().classes("w-full gap-4 text-sm items-center"):
                 tps = testid(ui.label(), f"tps-{server.name}")
-                tps.bind_text_from(m, "tokens_per_s", lambda v: f"{v:.1f} tok/s")
+                # Counters change with every request; they are shown once per sampler tick, so a
+                # busy server costs the websocket the same few bytes per second as an idle one.
+                tps.bind_text_from(m, "tick", lambda _: f"{m.tokens_per_s:.1f} tok/s")
                 total = testid(ui.label().classes("text-slate-500"), f"tokens-{server.name}")
-                total.bind_text_from(m, "completion_tokens_total", lambda _: _tokens(m))
-                total.bind_text_from(m, "prompt_tokens_total", lambda _: _tokens(m))
+                total.bind_text_from(m, "tick", lambda _: _tokens(m))
                 ui.label().classes("text-slate-500").bind_text_from(
-                    m, "requests", lambda n: f"{human_count(n)} request{'s' if n != 1 else ''}"
+                    m, "tick", lambda _: f"{human_count(m.requests)} request{'s' if m.requests != 1 else ''}"
                 )
                 ui.space()
                 ui.label().classes("text-slate-500").bind_text_from(
