@@ -7,7 +7,7 @@ detail}. The runner prints one table, writes bench-results/<timestamp>.json and 
 and exits 0 even when a goal is missed: a missed goal is a finding to explain, printed as MISSED.
 
     scripts/bench                       everything
-    scripts/bench --only downloads      one module (downloads, render, gateway, app) ...
+    scripts/bench --only downloads      one module (downloads, render, gateway, app, chat) ...
     scripts/bench --only resume-refetch ... or one benchmark by name; --only may repeat
     scripts/bench --list                what there is
 """
@@ -39,6 +39,7 @@ MODULES = {
     "bench_render": "render",
     "bench_gateway": "gateway",
     "bench_app": "app",
+    "bench_chat": "chat",
 }
 
 Bench = Callable[[], list[dict]]
@@ -68,7 +69,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    only_help = "a module (downloads, render, gateway, app) or a benchmark name; may repeat"
+    only_help = "a module (downloads, render, gateway, app, chat) or a benchmark name; may repeat"
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help=only_help)
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--out", type=Path, default=RESULTS)
