@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,8 +43,18 @@ def cli_env(hf_env: HubEnv, home: Path, cache_dir: Path | None = None) -> dict[s
         "MLXUI_HOME": str(home), "HF_ENDPOINT": hf_env.endpoint, "HF_HUB_DISABLE_XET": "1",
         "HF_HOME": str(hf_env.hf_home), "HF_HUB_CACHE": str(cache_dir or hf_env.cache_dir),
         "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONUNBUFFERED": "1",
+        "MLXUI_PORT": str(NO_APP_PORT),  # `pull` hands off to a running app: here, none
     }  # fmt: skip
     return env
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+NO_APP_PORT = _closed_port()
 
 
 def mlxui(hf_env: HubEnv, home: Path, *args: str, cache_dir: Path | None = None, timeout: float = 60):

@@ -1,4 +1,5 @@
-"""`mlxui models search|info|pull|list|rm`: the Models page from a terminal, without the app running.
+"""`mlxui models search|info|pull|list|rm`: the Models page from a terminal, with or without the app
+running (`pull` hands the download to a running app, see app_pull.py).
 
 They read MLXUI_HOME's database (capability cache, added folders, running servers) when there is
 one, and HF_ENDPOINT / HF_TOKEN / HF_HUB_CACHE like every Hugging Face tool. Heavy modules are
@@ -10,13 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from mlxui.cli.app_pull import app_is_running, pull_through_app
 from mlxui.cli.common import CliError, human_bytes, print_json
+from mlxui.cli.progress_bar import ProgressBar
 from mlxui.config import Config, load_config
 
 OFFLINE_LINE = "Hub unreachable — working offline; local models: mlxui models list"
@@ -48,6 +50,12 @@ def add_commands(commands: Any) -> None:
     pull = sub.add_parser("pull", help="download a model into the Hugging Face cache (resumable)")
     pull.add_argument("repo", metavar="REPO", help="org/name")
     pull.add_argument("--revision", default="main", help="branch, tag or commit (default main)")
+    pull.add_argument(
+        "--direct",
+        action="store_true",
+        help="download in this process even when the app runs (by default a running app does it, "
+        "so it shows in its Downloads tile)",
+    )
     pull.set_defaults(handler=pull_command)
 
     list_ = sub.add_parser("list", help="models on this machine (HF cache and added folders)")
@@ -161,6 +169,11 @@ def pull_command(args: argparse.Namespace) -> int:
     config = load_config()
     repo_id = _hub_call(lambda: validate_repo_id(args.repo), exit_code=2)
     bar = ProgressBar(repo_id, sys.stdout)
+    if not args.direct and app_is_running(config):
+        asyncio.run(_check_repo(config, repo_id))  # gated, missing, too big: said before anything starts
+        pull_through_app(config, repo_id, args.revision, bar)
+        print(f"Downloaded {repo_id} (through mlxui at {config.base_url})")
+        return 0
     try:
         snapshot = asyncio.run(_pull(config, repo_id, args.revision, bar))
     except KeyboardInterrupt:
@@ -180,22 +193,10 @@ def pull_command(args: argparse.Namespace) -> int:
 
 async def _pull(config: Config, repo_id: str, revision: str, bar: ProgressBar) -> Path:
     from mlxui.hub import transfer
-    from mlxui.hub.model_info import get_model_details
     from mlxui.hub.pull import pull
-    from mlxui.hub.search import HubError, gated_message
+    from mlxui.hub.search import gated_message
 
-    async with _database(config) as db_ok:
-        try:  # the small files first: a missing or gated repo fails in a second, before any weight
-            details = await get_model_details(repo_id, endpoint=config.hf_endpoint, use_db=db_ok)
-        except HubError as exc:
-            raise _cli_error(exc) from exc
-    estimate, verdict = details.memory()
-    if verdict == "wont_fit":
-        print(
-            f"mlxui: warning: {repo_id} needs ~{human_bytes(estimate.total_bytes)} of memory to run; "
-            "it will not fit in this machine's memory.",
-            file=sys.stderr,
-        )
+    await _check_repo(config, repo_id)
     try:
         return await pull(
             repo_id,
@@ -210,65 +211,24 @@ async def _pull(config: Config, repo_id: str, revision: str, bar: ProgressBar) -
         raise CliError(message, 1) from exc
 
 
-class ProgressBar:
-    """Bytes, speed and ETA: redrawn in place (\\r) on a terminal, a line every `interval` s otherwise."""
+async def _check_repo(config: Config, repo_id: str) -> None:
+    """The small files first: a missing or gated repo fails in a second, before any weight; a model
+    too big for this machine gets a warning."""
+    from mlxui.hub.model_info import get_model_details
+    from mlxui.hub.search import HubError
 
-    def __init__(self, repo_id: str, out: IO[str], *, interval: float = 2.0) -> None:
-        from mlxui.hub.pull import SpeedMeter
-
-        self.repo_id, self.out, self.interval = repo_id, out, interval
-        self.tty = out.isatty()
-        self.meter = SpeedMeter(half_life=2.0, interval=0.5)
-        self.bytes_done = self.bytes_total = 0
-        self.drawn_at = 0.0
-        self.note = ""
-        self.dirty = False  # a \r line is on screen
-
-    def update(self, progress: Any) -> None:
-        self.bytes_done, self.bytes_total = progress.bytes_done, progress.bytes_total
-        speed = self.meter.update(progress.bytes_done)
-        if progress.note and progress.note != self.note:
-            self._line(f"  {progress.note}")
-        self.note = progress.note
-        now = time.monotonic()
-        if now - self.drawn_at < (0.1 if self.tty else self.interval) or not self.bytes_total:
-            return
-        self.drawn_at = now
-        eta = self.meter.eta(self.bytes_total - self.bytes_done)
-        text = (
-            f"{100 * self.bytes_done / self.bytes_total:5.1f}% {human_bytes(self.bytes_done)} / "
-            f"{human_bytes(self.bytes_total)}  {human_bytes(speed)}/s  ETA {_duration(eta)}"
+    async with _database(config) as db_ok:
+        try:  # the small files first: a missing or gated repo fails in a second, before any weight
+            details = await get_model_details(repo_id, endpoint=config.hf_endpoint, use_db=db_ok)
+        except HubError as exc:
+            raise _cli_error(exc) from exc
+    estimate, verdict = details.memory()
+    if verdict == "wont_fit":
+        print(
+            f"mlxui: warning: {repo_id} needs ~{human_bytes(estimate.total_bytes)} of memory to run; "
+            "it will not fit in this machine's memory.",
+            file=sys.stderr,
         )
-        if self.tty:
-            filled = int(24 * self.bytes_done / self.bytes_total)
-            file = progress.current_file[-32:]
-            self.out.write(f"\r[{'#' * filled}{'.' * (24 - filled)}] {text}  {file}\x1b[K")
-            self.out.flush()
-            self.dirty = True
-        else:
-            print(f"{self.repo_id}: {text}", file=self.out, flush=True)
-
-    def finish(self) -> None:
-        total = human_bytes(self.bytes_total)
-        self._line(f"{self.repo_id}: 100.0% {total} / {total}")
-
-    def interrupted(self) -> None:
-        if self.dirty:
-            self.out.write("\n")
-            self.out.flush()
-            self.dirty = False
-
-    def _line(self, text: str) -> None:
-        self.interrupted()
-        print(text, file=self.out, flush=True)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 # ----- list and rm --------------------------------------------------------------------------------
