@@ -53,4 +53,6 @@ def register_downloads_api(app: FastAPI, services: Services) -> None:
 
     app.add_api_route("/api/downloads", list_downloads, methods=["GET"], include_in_schema=False)
     app.add_api_route("/api/downloads", start, methods=["POST"], include_in_schema=False)
-    app.add_api_route("/api/downloads/{repo_id:path}/{action}", act, methods=["POST"], include_in_schema=False)
+    app.add_api_route(
+        "/api/downloads/{repo_id:path}/{action}", act, methods=["POST"], include_in_schema=False
+    )
