@@ -97,6 +97,40 @@ def test_plain_reply_through_the_gateway_with_metrics(chat_app, chrome) -> None:
     screenshot(chrome, "chat-plain")
 
 
+def test_the_newest_reply_stays_in_view_unless_the_user_scrolls_up(chat_app, chrome) -> None:
+    add_profile(chat_app, "plain", chat_app.models["plain"])
+    chrome.set_window_size(1200, 520)
+    try:
+        chrome.get(f"{chat_app.url}/chat?server=plain")
+        wait_for(lambda: find_marked(chrome, "messages").get_attribute("data-autoscroll") == "1")
+        for i in range(4):
+            send(chrome, f"Question {i}")
+            wait_for(
+                lambda n=i + 1: (
+                    len(chrome.find_elements(By.CSS_SELECTOR, '[data-testid="message-assistant"]')) == n
+                )
+            )
+            reply = wait_reply_done(chrome)
+            wait_for(
+                lambda r=reply: chrome.execute_script(IN_VIEW_JS, r), timeout=5, what=f"reply {i} in view"
+            )
+        assert chrome.execute_script("return window.scrollY") > 0, "the page had to scroll"
+        # reading older messages: a change inside a reply does not pull the page down
+        chrome.execute_script("window.scrollTo(0, 0)")
+        wait_for(lambda: chrome.execute_script("return window.scrollY") == 0, what="scrolled up")
+        chrome.execute_script("arguments[0].append(document.createTextNode(' more'))",
+                              reply.find_element(By.CSS_SELECTOR, '[data-testid="message-content"] p'))  # fmt: skip
+        time.sleep(0.3)
+        assert chrome.execute_script("return window.scrollY") == 0, "the reader's position is kept"
+    finally:
+        chrome.set_window_size(1400, 900)
+
+
+IN_VIEW_JS = """const r = arguments[0].getBoundingClientRect();
+const dock = document.querySelector('.composer-dock').getBoundingClientRect();
+return r.top >= 0 && r.bottom <= dock.top + 1;"""  # above the composer, not hidden under it
+
+
 def test_sidebar_lists_only_the_selected_servers_chats(chat_app, chrome) -> None:
     add_profile(chat_app, "plain", chat_app.models["plain"])
     add_profile(chat_app, "other", chat_app.models["plain"])

@@ -34,6 +34,28 @@ async def build(services: Services, *, server: str = "", chat: int | None = None
 
 
 DOCK_CSS = ".composer-dock { background: #fff } .body--dark .composer-dock { background: var(--q-dark-page) }"
+# Keep the newest text in view, as chat apps do: follow the bottom while a reply streams, unless the
+# user has scrolled up to read; a new message (or another chat) brings the bottom back. All in the
+# browser: the server sends nothing extra.
+AUTOSCROLL_JS = """
+(() => {
+  const box = getHtmlElement(%(box)s);
+  const bottom = () => window.scrollTo(0, document.documentElement.scrollHeight);
+  const nearBottom = () => window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 96;
+  let follow = true, lastY = window.scrollY;
+  window.addEventListener('scroll', () => {  // only the user scrolls up; growing text never does
+    if (window.scrollY < lastY - 2) follow = false;
+    else if (nearBottom()) follow = true;
+    lastY = window.scrollY;
+  }, {passive: true});
+  new MutationObserver((changes) => {
+    if (changes.some((c) => c.target === box && c.type === 'childList')) follow = true;
+    if (follow) bottom();
+  }).observe(box, {childList: true, subtree: true, characterData: true});
+  bottom();
+  box.dataset.autoscroll = '1';
+})();
+"""
 
 
 class ChatPage:
@@ -68,6 +90,7 @@ class ChatPage:
             )
             self.banner.set_visibility(False)
             self.messages = testid(ui.column().classes("w-full gap-3 pb-4"), "messages")
+            ui.run_javascript(AUTOSCROLL_JS % {"box": self.messages.id})
             # the dock fills the strip under the composer too, so scrolled text never shows below it
             ui.add_css(DOCK_CSS)
             with ui.element("div").classes("w-full sticky bottom-0 z-10 pb-8 composer-dock"):
