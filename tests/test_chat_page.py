@@ -13,8 +13,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.harness import procguard
-from tests.harness.app_process import start_app
+from tests.harness.app_process import module_app, start_app
 from tests.harness.browser import find_marked, screenshot, wait_for
 from tests.harness.models import PLAIN_REPLY, THINK_CONTENT, THINK_REASONING, build_scripted
 
@@ -33,13 +32,9 @@ def chat_app(hub_cache, tmp_path_factory):
         "open_tag": build_scripted(root / "open-tag", OPEN_TAG_TOKENS),
         **{name: repo for name, repo in hub_cache.repos.items()},
     }
-    app = start_app(root / "home", env={"HF_HUB_CACHE": str(hub_cache.cache_dir)})
-    procguard.keep(app.pid)
-    app.models = models  # type: ignore[attr-defined]
-    yield app
-    httpx.post(f"{app.url}/api/servers/stop-all", timeout=60)
-    app.stop()
-    procguard.release(app.pid)
+    with module_app(root / "home", hub_cache.cache_dir) as app:
+        app.models = models  # type: ignore[attr-defined]
+        yield app
 
 
 def add_profile(app, name: str, model, **settings) -> None:

@@ -17,8 +17,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.harness import procguard
-from tests.harness.app_process import AppProcess, app_env, free_port, running_app
+from tests.harness.app_process import AppProcess, app_env, free_port, module_app
 from tests.harness.fixtures_models import HubCache, ModelDirs
 from tests.harness.models import PLAIN_REPLY
 
@@ -30,14 +29,8 @@ ACTIONS = ("list", "add", "start", "restart", "stop", "stop-all", "logs", "expor
 
 @pytest.fixture(scope="module")
 def app(hub_cache: HubCache, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
-    home = tmp_path_factory.mktemp("cli-servers-home")
-    with running_app(home, env={"HF_HUB_CACHE": str(hub_cache.cache_dir)}) as running:
-        procguard.keep(running.pid)  # it and its servers outlive single tests, by design
-        try:
-            yield running
-        finally:
-            httpx.post(f"{running.url}/api/servers/stop-all", timeout=60)
-            procguard.release(running.pid)
+    with module_app(tmp_path_factory.mktemp("cli-servers-home"), hub_cache.cache_dir) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.harness import procguard
-from tests.harness.app_process import AppProcess, running_app
+from tests.harness.app_process import AppProcess, module_app
 from tests.harness.fixtures_models import HubCache, ModelDirs
 from tests.harness.models import PLAIN_REPLY
 
@@ -26,15 +25,8 @@ NAME_RULE = "Use up to 64 letters, digits, dots, dashes or underscores (no space
 
 @pytest.fixture(scope="module")
 def app(hub_cache: HubCache, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
-    home = tmp_path_factory.mktemp("servers-api-home")
-    with running_app(home, env={"HF_HUB_CACHE": str(hub_cache.cache_dir)}) as running:
-        procguard.keep(running.pid)  # it and its servers outlive single tests, by design
-        try:
-            yield running
-        finally:
-            httpx.post(f"{running.url}/api/servers/stop-all", timeout=60)
-            procguard.release(running.pid)
-    # (running_app stopped the app; its servers were stopped above and by its shutdown)
+    with module_app(tmp_path_factory.mktemp("servers-api-home"), hub_cache.cache_dir) as running:
+        yield running
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness import procguard
-from tests.harness.app_process import app_env, start_app
+from tests.harness.app_process import app_env, module_app
 from tests.harness.models import PLAIN_REPLY
 
 EVIL_IDS = ["../../etc/passwd", "..", "a/../../b", "/etc/passwd", "x" * 10_000, "org/\u202ename", "org/na\u200bme",
@@ -25,15 +24,11 @@ EVIL_IDS = ["../../etc/passwd", "..", "a/../../b", "/etc/passwd", "x" * 10_000, 
 
 @pytest.fixture(scope="module")
 def app(hub_cache, tmp_path_factory):
-    app = start_app(tmp_path_factory.mktemp("abuse") / "home", env={"HF_HUB_CACHE": str(hub_cache.cache_dir)})
-    procguard.keep(app.pid)
-    httpx.post(
-        f"{app.url}/api/profiles", json={"name": "plain", "model": hub_cache.repos["plain"]}, timeout=30
-    )
-    yield app
-    httpx.post(f"{app.url}/api/servers/stop-all", timeout=60)
-    app.stop()
-    procguard.release(app.pid)
+    with module_app(tmp_path_factory.mktemp("abuse") / "home", hub_cache.cache_dir) as app:
+        httpx.post(
+            f"{app.url}/api/profiles", json={"name": "plain", "model": hub_cache.repos["plain"]}, timeout=30
+        )
+        yield app
 
 
 @pytest.mark.parametrize("path", ["/models", "/api/status", "/v1/models", "/metrics", "/api/servers"])

@@ -103,3 +103,18 @@ def running_app(home: Path, **kwargs) -> Iterator[AppProcess]:
         yield app
     finally:
         app.stop()
+
+
+@contextmanager
+def module_app(home: Path, hf_cache: Path) -> Iterator[AppProcess]:
+    """An app kept across a module's tests (its model servers too); at the end every server is
+    stopped, then the app. For module-scoped fixtures."""
+    from tests.harness import procguard
+
+    with running_app(home, env={"HF_HUB_CACHE": str(hf_cache)}) as app:
+        procguard.keep(app.pid)  # it and its servers outlive single tests, by design
+        try:
+            yield app
+        finally:
+            httpx.post(f"{app.url}/api/servers/stop-all", timeout=60)
+            procguard.release(app.pid)
