@@ -28,8 +28,8 @@ from fastapi.responses import PlainTextResponse
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from mlxui import db
-from mlxui.api.security import HostOriginGuard, HostPolicy
 from mlxui.config import Config
+from mlxui.security import HostOriginGuard, HostPolicy
 from mlxui.servers.gateway import register_gateway
 from mlxui.servers.profiles import Profiles
 from mlxui.servers.state import ServerEvent, ServerState

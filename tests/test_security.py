@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from mlxui.api.security import HostPolicy
+from mlxui.security import HostPolicy
 
 
 def test_rejects_foreign_host_on_pages_and_api(app_process) -> None:

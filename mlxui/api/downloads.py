@@ -13,13 +13,13 @@ from mlxui.api.servers import ApiError, json_object, services_ready
 from mlxui.hub.transfer import DownloadError
 
 if TYPE_CHECKING:
-    from mlxui.app import Services
+    from mlxui.services import Services
 
 ACTIONS = ("pause", "resume", "retry", "cancel")
 
 
 def register_downloads_api(app: FastAPI, services: Services) -> None:
-    from mlxui.app import download_status  # mlxui.app imports this module, so not at the top
+    from mlxui.services import download_status
 
     manager = services.downloads
 

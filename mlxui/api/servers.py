@@ -28,7 +28,7 @@ from mlxui.servers.state import RUNNING_STATES, ServerState
 from mlxui.servers.supervisor import UnknownProfile
 
 if TYPE_CHECKING:
-    from mlxui.app import Services
+    from mlxui.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class ApiError(Exception):
 
 def register_servers_api(app: FastAPI, services: Services) -> None:
     """Add /api/servers/* and /api/profiles/* to `app`."""
-    from mlxui.app import server_status  # mlxui.app imports this module, so not at the top
+    from mlxui.services import server_status
 
     api = _ServersApi(services, server_status)
 

@@ -11,7 +11,7 @@ from mlxui import __version__
 from mlxui.system.backend import detect_backend
 
 if TYPE_CHECKING:
-    from mlxui.app import Services
+    from mlxui.services import Services
 
 
 def register_status_api(app: FastAPI, services: Services) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from mlxui.api.security import HostOriginGuard, HostPolicy
+from mlxui.security import HostOriginGuard, HostPolicy
 from mlxui.servers import prometheus
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.relay import (

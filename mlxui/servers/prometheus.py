@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from mlxui.api.security import Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
+
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.state import ServerState
 from mlxui.servers.supervisor import Supervisor

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from mlxui.api.security import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.upstream import UpstreamError, UpstreamExchange
 

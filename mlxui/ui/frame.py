@@ -13,7 +13,7 @@ from mlxui.system.backend import detect_backend
 from mlxui.ui.testid import testid
 
 if TYPE_CHECKING:
-    from mlxui.app import Services
+    from mlxui.services import Services
 
 NAV = [
     ("Models", "/models", "view_in_ar"),

@@ -12,7 +12,7 @@ from mlxui.servers.supervisor import MAX_RUNNING_SETTING, ON_QUIT_SETTING
 from mlxui.ui.testid import testid
 
 if TYPE_CHECKING:
-    from mlxui.app import Services
+    from mlxui.services import Services
 
 DEFAULT_TTL_SETTING = "servers.default_idle_ttl"
 
@@ -61,7 +61,7 @@ class ServerSettingsCard(ui.card):
         self.key.value = "mlxui-" + secrets.token_urlsafe(24)
 
     async def _save_key(self) -> None:
-        from mlxui.app import GATEWAY_KEY_SETTING
+        from mlxui.services import GATEWAY_KEY_SETTING
 
         key = (self.key.value or "").strip() or None
         await db.set_setting(GATEWAY_KEY_SETTING, key)

@@ -10,7 +10,7 @@ from nicegui import app, ui
 from mlxui.ui.pages import chat_page, models_page, servers_page, settings_page
 
 if TYPE_CHECKING:
-    from mlxui.app import Services
+    from mlxui.services import Services
 
 
 def register_pages(services: Services) -> None:

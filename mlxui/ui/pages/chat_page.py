@@ -25,7 +25,7 @@ from mlxui.ui.frame import frame
 from mlxui.ui.testid import testid
 
 if TYPE_CHECKING:
-    from mlxui.app import Services
+    from mlxui.services import Services
 
 
 async def build(services: Services, *, server: str = "", chat: int | None = None) -> None:

@@ -23,7 +23,7 @@ from mlxui.ui.frame import frame
 from mlxui.ui.testid import testid
 
 if TYPE_CHECKING:
-    from mlxui.app import Services
+    from mlxui.services import Services
 
 SORT_LABELS = {"downloads": "Most downloads", "likes": "Most likes", "updated": "Recently updated",
                "trending": "Trending"}  # fmt: skip

@@ -27,7 +27,7 @@ from mlxui.ui.frame import frame
 from mlxui.ui.testid import testid
 
 if TYPE_CHECKING:
-    from mlxui.app import Services
+    from mlxui.services import Services
 
 
 async def build(services: Services, *, model: str = "") -> None:
