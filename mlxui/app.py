@@ -9,17 +9,14 @@ from pathlib import Path
 from huggingface_hub import get_token
 from nicegui import app, ui
 
-from mlxui.api.downloads import register_downloads_api
-from mlxui.api.servers import register_servers_api
-from mlxui.api.status import register_status_api
+from mlxui.api import register_api
 from mlxui.chat.store import ChatStore
 from mlxui.config import Config
 from mlxui.hub.downloads import DownloadManager
 from mlxui.security import HostOriginGuard, HostPolicy
 from mlxui.servers.gateway import register_gateway
-from mlxui.servers.profiles import Profiles
 from mlxui.servers.supervisor import Supervisor
-from mlxui.services import Services, download_status, server_status
+from mlxui.services import Services
 from mlxui.ui.code_copy import add_code_copy_buttons
 from mlxui.ui.pages import register_pages
 
@@ -35,24 +32,17 @@ def create_app(config: Config) -> Services:
         config=config,
         downloads=DownloadManager(config.hf_cache, config.hf_endpoint, token_provider=get_token),
         supervisor=Supervisor(config),
-        profiles=Profiles(config),
         chats=ChatStore(config.images_dir),
     )
-    services.status_sources["servers"] = lambda: [
-        server_status(s) for s in services.supervisor.servers.values()
-    ]
-    services.status_sources["downloads"] = lambda: [
-        download_status(st) for st in services.downloads.downloads.values()
-    ]
+    register_api(app, services)
     extra_hosts = [h.strip() for h in os.environ.get("MLXUI_ALLOWED_HOSTS", "").split(",") if h.strip()]
-    app.add_middleware(HostOriginGuard, policy=HostPolicy(config.host, extra_hosts))
+    app.add_middleware(HostOriginGuard, policy=HostPolicy(config.host, extra_hosts))  # outermost
     app.add_static_files("/assets", str(ASSETS))
     config.ensure_dirs()
     app.add_static_files("/chat-images", str(config.images_dir))  # only content-hash names live there
-    register_status_api(app, services)
-    register_servers_api(app, services)
-    register_downloads_api(app, services)
-    register_gateway(app, services.supervisor, api_key_provider=lambda: services.gateway_key)
+    register_gateway(
+        app, services.supervisor, api_key_provider=lambda: services.supervisor.settings.gateway_key
+    )
     register_pages(services)
     add_code_copy_buttons()
     app.on_startup(services.start)

@@ -8,51 +8,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlxui import db
+from mlxui.appearance import Appearance
 from mlxui.chat.store import ChatStore
 from mlxui.config import Config
 from mlxui.hub.downloads import DownloadManager
-from mlxui.servers.profiles import Profiles
 from mlxui.servers.supervisor import Supervisor
-from mlxui.ui.theme import Theme
+from mlxui.settings import SettingError, SettingsGroup
 
 log = logging.getLogger("mlxui")
-GATEWAY_KEY_SETTING = "gateway.api_key"
 
 
 @dataclass
 class Services:
-    """Everything a page or endpoint may use, built once at start-up and handed down."""
+    """Everything a page or endpoint may use, built once at start-up and handed down.
+
+    Each service owns its writes: profiles and the servers' settings belong to `supervisor`
+    (`supervisor.profiles`, `supervisor.settings`), downloads to `downloads`, chats to `chats`, the
+    look to `appearance`. Faces (pages, API, CLI through the API) call their methods.
+    """
 
     config: Config
     downloads: DownloadManager
     supervisor: Supervisor
-    profiles: Profiles
     chats: ChatStore
-    theme: Theme = field(default_factory=Theme)
+    appearance: Appearance = field(default_factory=Appearance)
     ready: bool = False
-    gateway_key: str | None = None  # Settings: when set, /v1/* needs "Authorization: Bearer <key>"
     startup_error: str | None = None
     _started: asyncio.Event = field(default_factory=asyncio.Event)
-    status_sources: dict[str, Callable[[], list[dict[str, Any]]]] = field(default_factory=dict)
-
-    def status_list(self, name: str) -> list[dict[str, Any]]:
-        source = self.status_sources.get(name)
-        return source() if source else []
 
     async def start(self) -> None:
         try:
             self.config.ensure_dirs()
             await db.init_db(self.config.db_path)
-            await self.theme.load()
-            key = await db.get_setting(GATEWAY_KEY_SETTING, None)
-            self.gateway_key = key if isinstance(key, str) and key else None
+            await self.appearance.load()
             await self.downloads.restore()
-            await self.supervisor.start_up()
+            await self.supervisor.start_up()  # loads the servers' settings and the profiles
         except (db.DatabaseError, OSError) as exc:
             self.startup_error = str(exc)
             log.error("mlxui cannot start: %s", exc)
@@ -71,6 +65,50 @@ class Services:
         await self.downloads.shutdown()  # rows keep their phase: the next start resumes them
         await self.supervisor.shut_down()  # stops servers unless the setting says keep them
         await db.close_db()
+
+    # --- settings as one flat list (JSON API and `mlxui settings`) ---------------------------
+
+    def _setting_groups(self) -> dict[str, SettingsGroup]:
+        return {"servers": self.supervisor.settings, "appearance": self.appearance}
+
+    def settings_view(self) -> dict[str, Any]:
+        """Every setting by name; the gateway key is never sent back, only whether one is set."""
+        view: dict[str, Any] = {}
+        for group in self._setting_groups().values():
+            for name in group.names():
+                view[name] = getattr(group, name)
+        view["gateway_key_set"] = bool(view.pop("gateway_key"))
+        return view
+
+    async def change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Check every change first (SettingError, nothing saved), then save them group by group."""
+        groups = self._setting_groups()
+        owners = {name: key for key, group in groups.items() for name in group.names()}
+        by_group: dict[str, dict[str, Any]] = {}
+        errors: dict[str, str] = {}
+        for name, value in changes.items():
+            if name not in owners:
+                errors[name] = f"{name!r} is not a setting; known: {', '.join(sorted(owners))}."
+                continue
+            try:
+                groups[owners[name]].check(name, value)
+            except SettingError as exc:
+                errors[name] = exc.message
+            by_group.setdefault(owners[name], {})[name] = value
+        if errors:
+            first = next(iter(errors))
+            raise SettingError(first, errors[first], errors)
+        for key, group_changes in by_group.items():
+            await groups[key].save(**group_changes)
+        return self.settings_view()
+
+
+def server_statuses(services: Services) -> list[dict[str, Any]]:
+    return [server_status(s) for _, s in sorted(services.supervisor.servers.items())]
+
+
+def download_statuses(services: Services) -> list[dict[str, Any]]:
+    return [download_status(st) for st in services.downloads.downloads.values()]
 
 
 def download_status(st: Any) -> dict[str, Any]:

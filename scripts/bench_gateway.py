@@ -226,13 +226,13 @@ class HttpError(Exception):
 async def _create_profile(home: Path, hf_cache: Path, model_dir: Path) -> None:
     from mlxui import db
     from mlxui.config import Config
-    from mlxui.servers.profiles import Profiles
+    from mlxui.servers.supervisor import Supervisor
 
     config = Config(home=home, hf_cache=hf_cache)
     config.ensure_dirs()
     await db.init_db(config.db_path)
     try:
-        await Profiles(config).create({"name": PROFILE, "model": str(model_dir)})
+        await Supervisor(config, gpu=None).profiles.create({"name": PROFILE, "model": str(model_dir)})
     finally:
         await db.close_db()
 

@@ -31,7 +31,6 @@ from mlxui import db
 from mlxui.config import Config
 from mlxui.security import HostOriginGuard, HostPolicy
 from mlxui.servers.gateway import register_gateway
-from mlxui.servers.profiles import Profiles
 from mlxui.servers.state import ServerEvent, ServerState
 from mlxui.servers.supervisor import Supervisor
 from tests.harness import procguard
@@ -70,7 +69,7 @@ class GatewayApp:
     async def _lifespan(self, _app: FastAPI):
         await db.init_db(self.config.db_path)
         for values in self.profiles:
-            await Profiles(self.config).create(values)
+            await self.supervisor.profiles.create(values)
         self.supervisor.on_change(self._on_change)
         await self.supervisor.start_up()
         try:

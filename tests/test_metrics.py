@@ -25,7 +25,6 @@ from mlxui.servers.gpu import (
     nvml_sampler,
     parse_ioreg,
 )
-from mlxui.servers.profiles import Profiles
 from mlxui.servers.state import HISTORY_SERIES
 from mlxui.servers.supervisor import ManagedServer, Supervisor
 from tests.harness.fixtures_models import HubCache
@@ -133,8 +132,8 @@ def test_no_gpu_sampler_on_a_machine_without_gpu() -> None:
 async def running(tmp_path: Path, hub_cache: HubCache) -> AsyncIterator[tuple[Supervisor, ManagedServer]]:
     await init_db(tmp_path / "mlxui.sqlite3")
     config = Config(home=tmp_path / "home", hf_cache=hub_cache.cache_dir)
-    await Profiles(config).create({"name": "endless", "model": "mlxui-test/scripted-endless"})
     sup = Supervisor(config, sampler_interval=0.25)
+    await sup.profiles.create({"name": "endless", "model": "mlxui-test/scripted-endless"})
     await sup.start_up()
     server = await sup.start("endless")
     try:

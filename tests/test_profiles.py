@@ -11,7 +11,8 @@ import yaml
 from mlxui.config import Config
 from mlxui.db import close_db, init_db
 from mlxui.db.models import ServerProfile
-from mlxui.servers.profiles import ProfileError, Profiles
+from mlxui.servers.profiles import ProfileBook, ProfileError
+from mlxui.servers.supervisor import Supervisor
 from tests.harness.fixtures_models import HubCache, ModelDirs
 
 PLAIN = "mlxui-test/scripted-plain"
@@ -19,20 +20,21 @@ VLM = "mlxui-test/tiny-qwen2-vl"
 
 
 @pytest.fixture
-async def profiles(tmp_path: Path, hub_cache: HubCache) -> AsyncIterator[Profiles]:
+async def profiles(tmp_path: Path, hub_cache: HubCache) -> AsyncIterator[ProfileBook]:
     await init_db(tmp_path / "mlxui.sqlite3")
-    yield Profiles(Config(home=tmp_path / "home", hf_cache=hub_cache.cache_dir, port=8765))
+    config = Config(home=tmp_path / "home", hf_cache=hub_cache.cache_dir, port=8765)
+    yield Supervisor(config, gpu=None).profiles  # the one book, as the app has it
     await close_db()
 
 
-async def errors_of(profiles: Profiles, values: dict) -> dict[str, str]:
+async def errors_of(profiles: ProfileBook, values: dict) -> dict[str, str]:
     with pytest.raises(ProfileError) as caught:
         await profiles.create(values)
     assert (caught.value.field, caught.value.message) in caught.value.errors.items()
     return caught.value.errors
 
 
-async def test_kind_follows_the_models_capabilities(profiles: Profiles, model_dirs: ModelDirs) -> None:
+async def test_kind_follows_the_models_capabilities(profiles: ProfileBook, model_dirs: ModelDirs) -> None:
     text = await profiles.create({"name": "text", "model": PLAIN})
     vision = await profiles.create({"name": "vision", "model": VLM})
     folder = await profiles.create({"name": "folder", "model": str(model_dirs.vlm)})
@@ -40,7 +42,7 @@ async def test_kind_follows_the_models_capabilities(profiles: Profiles, model_di
     assert folder.model == str(model_dirs.vlm) and text.port is None and text.chat_template_args == {}
 
 
-async def test_every_bad_field_gets_its_own_message(profiles: Profiles) -> None:
+async def test_every_bad_field_gets_its_own_message(profiles: ProfileBook) -> None:
     errors = await errors_of(
         profiles,
         {
@@ -77,7 +79,7 @@ async def test_every_bad_field_gets_its_own_message(profiles: Profiles) -> None:
     assert await profiles.all() == []  # nothing was written
 
 
-async def test_names_models_and_ports_that_clash(profiles: Profiles, tmp_path: Path) -> None:
+async def test_names_models_and_ports_that_clash(profiles: ProfileBook, tmp_path: Path) -> None:
     await profiles.create({"name": "Qwen", "model": PLAIN, "port": 9001})
     errors = await errors_of(profiles, {"name": "qwen", "model": PLAIN, "port": 9001})
     assert errors == {
@@ -98,7 +100,7 @@ async def test_names_models_and_ports_that_clash(profiles: Profiles, tmp_path: P
     assert (await errors_of(profiles, {"name": "d", "model": "rel/../x"}))["model"]
 
 
-async def test_form_values_are_normalised(profiles: Profiles) -> None:
+async def test_form_values_are_normalised(profiles: ProfileBook) -> None:
     created = await profiles.create(
         {
             "name": " spaced ",
@@ -114,7 +116,7 @@ async def test_form_values_are_normalised(profiles: Profiles) -> None:
     assert created.chat_template_args == {"enable_thinking": False} and created.idle_ttl is None
 
 
-async def test_update_rename_delete_and_run_fields_survive_edits(profiles: Profiles) -> None:
+async def test_update_rename_delete_and_run_fields_survive_edits(profiles: ProfileBook) -> None:
     await profiles.create({"name": "one", "model": PLAIN})
     await profiles.create({"name": "two", "model": PLAIN})
     await ServerProfile.filter(name="one").update(run_pid=4242, run_port=5000)
@@ -132,7 +134,7 @@ async def test_update_rename_delete_and_run_fields_survive_edits(profiles: Profi
         await profiles.delete("uno")
 
 
-async def test_duplicate_names_the_copy_and_frees_a_fixed_port(profiles: Profiles) -> None:
+async def test_duplicate_names_the_copy_and_frees_a_fixed_port(profiles: ProfileBook) -> None:
     await profiles.create({"name": "base", "model": PLAIN, "port": 9200, "autostart": True, "max_tokens": 64})
     copy = await profiles.duplicate("base")
     again = await profiles.duplicate("base")
@@ -141,7 +143,7 @@ async def test_duplicate_names_the_copy_and_frees_a_fixed_port(profiles: Profile
     assert copy.port is None and copy.autostart is False and copy.max_tokens == 64
 
 
-async def test_yaml_export_import_round_trip(profiles: Profiles, model_dirs: ModelDirs) -> None:
+async def test_yaml_export_import_round_trip(profiles: ProfileBook, model_dirs: ModelDirs) -> None:
     await profiles.create({"name": "a", "model": PLAIN, "port": 9300, "temperature": 0.7, "idle_ttl": 600})
     await profiles.create(
         {"name": "b", "model": str(model_dirs.plain), "chat_template_args": {"enable_thinking": False}}
@@ -163,7 +165,7 @@ async def test_yaml_export_import_round_trip(profiles: Profiles, model_dirs: Mod
     assert [p.port for p in replaced] == [9301, None, None]
 
 
-async def test_import_is_all_or_nothing(profiles: Profiles) -> None:
+async def test_import_is_all_or_nothing(profiles: ProfileBook) -> None:
     text = yaml.safe_dump(
         {
             "version": 1,

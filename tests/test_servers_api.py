@@ -75,7 +75,6 @@ def test_bad_profiles_get_field_messages(api: httpx.Client) -> None:
         error_of(api.get("/api/servers/nope"), 404)["message"] == "There is no server profile named 'nope'."
     )
     assert error_of(api.post("/api/servers/bad%20name/start"), 400)["type"] == "invalid_name"
-    assert error_of(api.get("/api/servers/x/logs?lines=many"), 400)["message"].startswith("lines must be")
     assert api.get("/api/profiles").json() == []
 
 
@@ -97,9 +96,6 @@ def test_start_answer_restart_logs_stop(api: httpx.Client, app: AppProcess) -> N
         ("plain", "ready", server["pid"])
     ]
 
-    refused = error_of(api.delete("/api/profiles/plain"), 409)
-    assert refused["message"] == "The server plain is ready: stop it before deleting its profile."
-
     restarted = api.post("/api/servers/plain/restart").json()
     assert restarted["state"] == "ready" and restarted["pid"] != server["pid"]
     assert not alive(server["pid"])
@@ -111,11 +107,19 @@ def test_start_answer_restart_logs_stop(api: httpx.Client, app: AppProcess) -> N
     assert len(runs) == 2 and "mlx_lm.server --model mlxui-test/scripted-plain" in runs[1]
     assert '"POST /v1/chat/completions HTTP/1.1" 200' in logs.text  # the server's own request log
     assert len(api.get("/api/servers/plain/logs", params={"lines": 3}).text.splitlines()) == 3
+    assert error_of(api.get("/api/servers/plain/logs?lines=many"), 400)["message"] == (
+        "lines must be a whole number, not 'many'."
+    )
 
     stopped = api.post("/api/servers/plain/stop").json()
     assert (stopped["state"], stopped["pid"], stopped["port"]) == ("stopped", None, None)
     assert not alive(restarted["pid"])
-    assert api.delete("/api/profiles/plain").json() == {"deleted": "plain"}
+
+    # One rule for every face: deleting the profile of a running server stops that server first.
+    again = api.post("/api/servers/plain/start").json()
+    assert api.delete("/api/profiles/plain").json() == {"deleted": "plain", "stopped": True}
+    assert not alive(again["pid"]), "the server of a deleted profile must not keep running"
+    assert api.get("/api/servers").json() == []
     assert error_of(api.post("/api/servers/plain/start"), 404)["type"] == "not_found"
 
 
@@ -219,6 +223,34 @@ def test_a_foreign_origin_cannot_change_anything(api: httpx.Client, app: AppProc
     assert [p["name"] for p in api.get("/api/profiles").json()] == ["guarded"]
     same_site = api.put("/api/profiles/guarded", headers={"Origin": app.url}, json={"max_tokens": 8})
     assert same_site.status_code == 200
+
+
+def test_settings_apply_to_every_face(api: httpx.Client) -> None:
+    """The default idle stop applies to profiles made through the API (and so the CLI), not only the
+    Settings page's editor; the gateway key can be set here and is never read back."""
+    try:
+        changed = api.put("/api/settings", json={"default_idle_ttl": 300, "gateway_key": "sekrit-key-1"})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["default_idle_ttl"] == 300 and changed.json()["gateway_key_set"] is True
+        assert "sekrit-key-1" not in api.get("/api/settings").text
+        assert api.post("/api/profiles", json={"name": "d", "model": PLAIN}).json()["idle_ttl"] == 300
+        never = api.post("/api/profiles", json={"name": "n", "model": PLAIN, "idle_ttl": None}).json()
+        assert never["idle_ttl"] is None, "an explicit null means never, not the default"
+        unauthorized = api.post("/v1/chat/completions", json={"model": "d", "messages": []})
+        assert unauthorized.status_code == 401, "the key set through the API guards /v1 at once"
+
+        bad = error_of(api.put("/api/settings", json={"max_running": 0, "on_quit": "explode"}), 422)
+        assert bad["fields"] == {
+            "max_running": "Must be between 1 and 64.",
+            "on_quit": "Choose 'stop' (stop the servers) or 'keep' (keep them running).",
+        }
+        assert api.get("/api/settings").json()["on_quit"] == "stop", "a refused change saves nothing"
+        assert error_of(api.put("/api/settings", json={"colour": "red"}), 422)["fields"] == {
+            "colour": "'colour' is not a setting here."
+        }
+    finally:
+        reset = {"default_idle_ttl": None, "gateway_key": None, "max_running": None}
+        assert api.put("/api/settings", json=reset).status_code == 200
 
 
 def _until(condition, timeout: float) -> None:

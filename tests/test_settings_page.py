@@ -51,19 +51,28 @@ async def test_about_lists_versions_and_places(user: User, mlxui_home) -> None:
 async def test_server_settings_and_gateway_key_are_saved_and_applied(user: User, mlxui_home) -> None:
     from nicegui import app as nicegui_app
 
-    from mlxui.servers.supervisor import MAX_RUNNING_SETTING, ON_QUIT_SETTING
-
     services = next(h.__self__ for h in nicegui_app._startup_handlers if hasattr(h, "__self__"))  # noqa: SLF001
+    settings = services.supervisor.settings
     await user.open("/settings")
     user.find(marker="on-quit").elements.pop().value = "keep"
     user.find(marker="max-running").elements.pop().value = 2
+    user.find(marker="default-ttl").elements.pop().value = 600
     user.find(marker="gateway-key").type("secret-key-123")
     user.find(marker="gateway-key-save").click()
     await user.should_see("Gateway key saved")
-    assert await db.get_setting(ON_QUIT_SETTING) == "keep"
-    assert await db.get_setting(MAX_RUNNING_SETTING) == 2
-    assert services.supervisor.max_running == 2
-    assert services.gateway_key == "secret-key-123"
+    assert await db.get_setting("servers.on_quit") == "keep"
+    assert await db.get_setting("servers.max_running") == 2
+    assert await db.get_setting("servers.default_idle_ttl") == 600
+    assert await db.get_setting("gateway.api_key") == "secret-key-123"
+    assert (settings.on_quit, settings.max_running, settings.default_idle_ttl) == ("keep", 2, 600)
+    assert settings.gateway_key == "secret-key-123"
+
+    key = user.find(marker="gateway-key")
+    key.clear().type("short")
+    user.find(marker="gateway-key-save").click()
+    await user.should_see("The key was not saved")
+    assert key.elements.pop().error.startswith("Use 8 to 256 printable characters")
+    assert settings.gateway_key == "secret-key-123", "a refused key leaves the saved one in force"
 
 
 async def test_address_is_saved_for_the_next_start_with_a_warning(

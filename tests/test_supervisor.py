@@ -28,16 +28,11 @@ from mlxui.servers.launch import (
     open_log,
     read_log_tail,
 )
-from mlxui.servers.profiles import Profile, Profiles
-from mlxui.servers.supervisor import (
-    KEPT_RUNS_SETTING,
-    ManagedServer,
-    ServerError,
-    ServerEvent,
-    ServerState,
-    Supervisor,
-    UnknownProfile,
-)
+from mlxui.servers.process import ManagedServer, ServerError
+from mlxui.servers.profiles import Profile
+from mlxui.servers.runs import KEPT_RUNS_SETTING
+from mlxui.servers.state import ServerEvent, ServerState, UnknownProfile
+from mlxui.servers.supervisor import Supervisor
 from tests.harness.fixtures_models import HubCache, ModelDirs
 from tests.harness.models import PLAIN_REPLY
 
@@ -61,8 +56,7 @@ async def supervisor(config: Config) -> AsyncIterator[Supervisor]:
 
 
 async def add_profile(sup: Supervisor, **values: object) -> ManagedServer:
-    profile = await Profiles(sup.config).create(values)
-    await sup.reload_profiles()
+    profile = await sup.profiles.create(values)
     server = sup.get(profile.name)
     assert server is not None
     return server
@@ -281,7 +275,7 @@ async def test_stop_during_loading_ends_the_start_for_every_waiter(supervisor: S
 async def test_max_running_stops_the_least_recently_used_idle_server(supervisor: Supervisor) -> None:
     first = await add_profile(supervisor, name="first", model=PLAIN)
     second = await add_profile(supervisor, name="second", model=PLAIN)
-    supervisor.max_running = 1
+    await supervisor.settings.save(max_running=1)
     await supervisor.start("first")
     first.last_used -= 60  # unused for a minute
     await supervisor.start("second")
@@ -311,7 +305,7 @@ async def test_a_kept_server_is_re_adopted_and_stale_records_are_cleared(
         run_pid=os.getpid(), run_started_at=psutil.Process().create_time(), run_cmdline=["x"], run_port=1235
     )
 
-    await Profiles(config).create({"name": "auto", "model": PLAIN, "autostart": True})
+    await old.profiles.create({"name": "auto", "model": PLAIN, "autostart": True})
 
     new = Supervisor(config, sampler_interval=0.2)
     try:
@@ -332,7 +326,7 @@ async def test_a_kept_server_is_re_adopted_and_stale_records_are_cleared(
         await wait_for(lambda: auto.state == ServerState.READY, timeout=30.0)  # "start with mlxui"
         auto_pid = auto.pid
     finally:
-        await new.shut_down()  # the default of the setting "servers.on_quit" is "stop"
+        await new.shut_down()  # the default of the setting on_quit is "stop"
     assert not alive(auto_pid)
 
 

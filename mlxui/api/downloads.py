@@ -1,46 +1,51 @@
 """/api/downloads: list, start and steer downloads from scripts and the CLI; the Models page
-drives the same DownloadManager, so a download started here shows in its Downloads tile."""
+drives the same DownloadManager, so a download started here shows in its Downloads tile.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI reads the routes' annotations at definition.
+"""
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
-from mlxui.api.servers import ApiError, json_object, services_ready
+from mlxui.api.common import ApiError, services_ready
 from mlxui.hub.transfer import DownloadError
-
-if TYPE_CHECKING:
-    from mlxui.services import Services
+from mlxui.services import Services, download_status, download_statuses
 
 ACTIONS = ("pause", "resume", "retry", "cancel")
 
 
-def register_downloads_api(app: FastAPI, services: Services) -> None:
-    from mlxui.services import download_status
+class DownloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
+    repo_id: str  # org/name on the Hub
+    revision: str = "main"
+
+
+def downloads_router(services: Services) -> APIRouter:
     manager = services.downloads
 
-    async def list_downloads() -> list[dict[str, Any]]:
+    async def ready() -> None:
         await services_ready(services)
-        return [download_status(st) for st in manager.downloads.values()]
 
-    async def start(request: Request) -> JSONResponse:
-        await services_ready(services)
-        body = await json_object(request)
-        repo_id, revision = body.get("repo_id"), body.get("revision", "main")
-        if not isinstance(repo_id, str) or not isinstance(revision, str):
-            raise ApiError(400, "invalid_request", 'Give the model as {"repo_id": "org/name"}.')
+    router = APIRouter(prefix="/api/downloads", dependencies=[Depends(ready)], include_in_schema=False)
+
+    @router.get("")
+    async def list_downloads() -> list[dict[str, Any]]:
+        return download_statuses(services)
+
+    @router.post("", status_code=202)
+    async def start(wanted: DownloadRequest) -> JSONResponse:
         try:
-            st = await manager.enqueue(repo_id, revision)
+            st = await manager.enqueue(wanted.repo_id, wanted.revision)
         except DownloadError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
         return JSONResponse(download_status(st), status_code=202)
 
+    @router.post("/{repo_id:path}/{action}")
     async def act(repo_id: str, action: str) -> dict[str, Any]:
-        await services_ready(services)
         if action not in ACTIONS:
             raise ApiError(404, "not_found", f"Downloads can {', '.join(ACTIONS)}; not {action!r}.")
         if repo_id not in manager.downloads:
@@ -51,8 +56,4 @@ def register_downloads_api(app: FastAPI, services: Services) -> None:
             raise ApiError(400, "invalid_request", str(exc)) from None
         return download_status(st)
 
-    app.add_api_route("/api/downloads", list_downloads, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/api/downloads", start, methods=["POST"], include_in_schema=False)
-    app.add_api_route(
-        "/api/downloads/{repo_id:path}/{action}", act, methods=["POST"], include_in_schema=False
-    )
+    return router

@@ -1,21 +1,22 @@
-"""Small JSON endpoints the CLI, the tray and health checks use."""
+"""Small JSON endpoints the CLI, the tray and health checks use.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI reads the routes' annotations at definition.
+"""
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from mlxui import __version__
+from mlxui.services import Services, download_statuses, server_statuses
 from mlxui.system.backend import detect_backend
 
-if TYPE_CHECKING:
-    from mlxui.services import Services
 
+def status_router(services: Services) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
 
-def register_status_api(app: FastAPI, services: Services) -> None:
-    @app.get("/healthz", include_in_schema=False)
+    @router.get("/healthz")
     async def healthz() -> JSONResponse:
         if not services.ready:
             detail = (
@@ -26,9 +27,11 @@ def register_status_api(app: FastAPI, services: Services) -> None:
             return JSONResponse(detail, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    @app.get("/api/status")
+    @router.get("/api/status")
     async def status() -> dict[str, Any]:
         return status_payload(services)
+
+    return router
 
 
 def status_payload(services: Services) -> dict[str, Any]:
@@ -39,6 +42,6 @@ def status_payload(services: Services) -> dict[str, Any]:
         "backend": detect_backend(),
         "url": services.config.base_url,
         "ready": services.ready,
-        "servers": services.status_list("servers"),
-        "downloads": services.status_list("downloads"),
+        "servers": server_statuses(services),
+        "downloads": download_statuses(services),
     }

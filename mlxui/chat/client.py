@@ -6,7 +6,7 @@
     stream.metrics()                    # ReplyMetrics so far: also valid after Stop or an error
 
 Stop = cancel the task that iterates: the HTTP response is closed on the way out, and both MLX
-servers stop generating when their client goes away (DESIGN §3). Every failure is a `ChatError`
+servers stop generating when their client goes away (docs/architecture.md §6). Every failure is a `ChatError`
 whose message a user understands. Inline thinking tags are split off by `ThinkingParser`; the
 `reasoning` / `reasoning_content` delta fields pass straight through as reasoning.
 """

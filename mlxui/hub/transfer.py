@@ -1,7 +1,7 @@
 """Planning a repo download and moving the bytes of one file, resumably.
 
 huggingface_hub 2.4 writes each download to a process-unique partial file and deletes it on any
-failure, so nothing survives a restart (DESIGN.md section 8). Here huggingface_hub still answers
+failure, so nothing survives a restart (docs/architecture.md §6). Here huggingface_hub still answers
 every Hub question (commit, file list with sizes and hashes, URLs, auth headers, error classes);
 only the byte stream is ours: an httpx GET with `Range: bytes=N-` from the N bytes already in
 `blobs/<etag>.incomplete`, verified (sha256 for LFS files, the git blob sha1 otherwise) before it

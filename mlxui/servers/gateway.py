@@ -3,7 +3,7 @@
 The request's `model` names a profile (or its repo id when unambiguous); the gateway waits until
 that server is ready, rewrites `model` for it and relays the answer. It is a pure ASGI app in front
 of FastAPI's routing because every layer a streamed chunk passes costs throughput on a small
-machine (DESIGN §3); `relay.py` holds the per-chunk loop.
+machine (docs/architecture.md §5); `relay.py` holds the per-chunk loop.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from mlxui.servers.relay import (
     send_error,
     send_json,
 )
-from mlxui.servers.state import ServerState
-from mlxui.servers.supervisor import Supervisor, UnknownProfile
+from mlxui.servers.state import ServerState, UnknownProfile
+from mlxui.servers.supervisor import Supervisor
 from mlxui.servers.upstream import UpstreamError, UpstreamExchange
 
 MAX_BODY_BYTES = 50 * 1024 * 1024  # images travel as data URLs inside the JSON

@@ -5,13 +5,17 @@ folder with config.json); the server kind follows from the model's capabilities 
 mlx_vlm.server, else mlx_lm.server). Validation reports every bad field at once as a
 `ProfileError`, whose `errors` map field -> sentence for the form.
 
-After a change, call `Supervisor.reload_profiles()` so running servers see it.
+The one `ProfileBook` belongs to the `Supervisor` (`supervisor.profiles`): every face (UI, JSON
+API, CLI through the API) writes profiles through it. Each write validates, saves, and then lets the
+supervisor catch up (`on_change`): a new profile gets its server tile, a deleted one's running
+server is stopped, an edited one applies at its next start. Nobody has to remember a reload.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,11 +87,24 @@ def resolve_model(model: str, hf_cache: Path) -> Path | None:
     return folder if folder.is_absolute() and (folder / "config.json").is_file() else None
 
 
-class Profiles:
-    """Create, change, copy, delete, export and import server profiles (rows in the DB)."""
+class ProfileBook:
+    """Create, change, copy, delete, export and import server profiles (rows in the DB).
 
-    def __init__(self, config: Config) -> None:
+    Writes take turns (one lock), so two creates cannot both pass the name or port check; after each
+    one `on_change()` runs before the call returns.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        on_change: Callable[[], Awaitable[None]],
+        default_idle_ttl: Callable[[], int | None],
+    ) -> None:
         self.config = config
+        self._on_change = on_change
+        self._default_idle_ttl = default_idle_ttl
+        self._write_lock = asyncio.Lock()
 
     async def all(self) -> list[Profile]:
         return [Profile.from_row(row) for row in await ServerProfile.all().order_by("name")]
@@ -97,14 +114,45 @@ class Profiles:
         return None if row is None else Profile.from_row(row)
 
     async def create(self, values: Mapping[str, Any]) -> Profile:
-        clean = await self.validate(values, others=await self.all())
-        try:
-            row = await ServerProfile.create(**clean)
-        except IntegrityError as exc:  # a concurrent create took the name first
-            raise ProfileError("name", f"A profile named {clean['name']!r} already exists.") from exc
-        return Profile.from_row(row)
+        """A new profile; without an `idle_ttl` it gets the "default idle stop" setting."""
+        if "idle_ttl" not in values:
+            values = {**values, "idle_ttl": self._default_idle_ttl()}
+        async with self._writing():
+            clean = await self.validate(values, others=await self.all())
+            try:
+                row = await ServerProfile.create(**clean)
+            except IntegrityError as exc:  # a name that differs only in case, say
+                raise ProfileError("name", f"A profile named {clean['name']!r} already exists.") from exc
+            return Profile.from_row(row)
 
     async def update(self, name: str, changes: Mapping[str, Any]) -> Profile:
+        async with self._writing():
+            return await self._update(name, changes)
+
+    async def delete(self, name: str) -> None:
+        """Delete the profile; its server, if running, is stopped before this returns."""
+        async with self._writing():
+            row = await self._row(name)
+            await row.delete()
+
+    async def duplicate(self, name: str, new_name: str | None = None) -> Profile:
+        """A copy named `new_name` (default "<name>-copy", "-copy-2", ...); a fixed port becomes auto."""
+        source = Profile.from_row(await self._row(name))
+        taken = {p.name.casefold() for p in await self.all()}
+        if new_name is None:
+            new_name = _free_copy_name(source.name, taken)
+        values = {**source.editable(), "name": new_name, "port": None, "autostart": False}
+        return await self.create(values)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        async with self._write_lock:
+            yield
+            # Inside the lock, so fleet updates land in the order of the writes; skipped when the
+            # write was refused (it raised), which changed nothing.
+            await self._on_change()
+
+    async def _update(self, name: str, changes: Mapping[str, Any]) -> Profile:
         row = await self._row(name)
         current = Profile.from_row(row)
         merged = {**current.editable(), **changes}
@@ -120,19 +168,6 @@ class Profiles:
             raise ProfileError("name", f"A profile named {clean['name']!r} already exists.") from exc
         return Profile.from_row(row)
 
-    async def delete(self, name: str) -> None:
-        row = await self._row(name)
-        await row.delete()
-
-    async def duplicate(self, name: str, new_name: str | None = None) -> Profile:
-        """A copy named `new_name` (default "<name>-copy", "-copy-2", ...); a fixed port becomes auto."""
-        source = Profile.from_row(await self._row(name))
-        taken = {p.name.casefold() for p in await self.all()}
-        if new_name is None:
-            new_name = _free_copy_name(source.name, taken)
-        values = {**source.editable(), "name": new_name, "port": None, "autostart": False}
-        return await self.create(values)
-
     async def export_yaml(self) -> str:
         profiles = [p.editable() for p in await self.all()]
         return yaml.safe_dump(
@@ -142,6 +177,10 @@ class Profiles:
     async def import_yaml(self, text: str, *, replace_existing: bool = False) -> list[Profile]:
         """Add the profiles of an export; all or nothing. An existing name is an error unless
         `replace_existing`, which overwrites that profile's settings."""
+        async with self._writing():
+            return await self._import(text, replace_existing)
+
+    async def _import(self, text: str, replace_existing: bool) -> list[Profile]:
         entries = _parse_export(text)
         existing = {p.name: p for p in await self.all()}
         imported_names = {str(e.get("name")) for e in entries}
@@ -244,8 +283,8 @@ __all__ = [
     "PORT_RANGE",
     "VLM_IGNORED_FIELDS",
     "Profile",
+    "ProfileBook",
     "ProfileError",
-    "Profiles",
     "profile_as_dict",
     "resolve_model",
 ]

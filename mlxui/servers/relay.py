@@ -3,7 +3,7 @@
 The stream loop does as little per chunk as possible: forward whole SSE events in the pieces the
 socket delivers, count `data: {` events with one C-level scan, and JSON-parse only the event that
 carries `usage` (the last one). A task watching the client closes the upstream connection when
-the client goes away, which makes mlx_lm.server stop generating (DESIGN §3).
+the client goes away, which makes mlx_lm.server stop generating (docs/architecture.md §5).
 """
 
 from __future__ import annotations

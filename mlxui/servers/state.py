@@ -105,3 +105,14 @@ class ServerEvent:
     kind: Literal["added", "removed", "state"]
     server: ManagedServer
     previous: ServerState | None = None
+
+
+class UnknownProfile(KeyError):
+    """No profile has this name (or model id)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"There is no server profile named {self.name!r}."

@@ -1,10 +1,11 @@
-"""The supervisor: one `ManagedServer` per profile, starts shared between callers, re-adoption,
-the idle TTL, the LRU limit and the one 1 Hz metrics sampler.
+"""The supervisor: the owner of the fleet. One `ManagedServer` per profile, the only writer of
+profiles (`supervisor.profiles`) and of the fleet's settings (`supervisor.settings`), starts shared
+between callers, re-adoption, the idle TTL, the LRU limit and the one 1 Hz metrics sampler.
 
-What happens to running servers when mlxui quits is the setting "servers.on_quit":
-"stop" (default) stops them; "keep" leaves them running, and the next mlxui start re-adopts
-every one whose pid, start time and command line still match what was recorded (token counts
-continue). Records that no longer match a live process are cleared; that process is not touched.
+What happens to running servers when mlxui quits is the setting `on_quit`: "stop" (default) stops
+them; "keep" leaves them running, and the next mlxui start re-adopts every one whose pid, start
+time and command line still match what was recorded (token counts continue). Records that no
+longer match a live process are cleared; that process is not touched.
 """
 
 from __future__ import annotations
@@ -18,46 +19,23 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mlxui.config import Config
-from mlxui.db import get_setting, set_setting
+from mlxui.db.settings import get_setting, set_setting
 from mlxui.servers.gpu import GpuSampler, detect_gpu_sampler
 from mlxui.servers.metrics import MetricsSampler
 from mlxui.servers.process import ManagedServer, ServerError
-from mlxui.servers.profiles import Profile, Profiles
+from mlxui.servers.profiles import Profile, ProfileBook
 from mlxui.servers.runs import KEPT_RUNS_SETTING, kept_counters, readopt, save_run_record
-from mlxui.servers.state import RUNNING_STATES, ServerEvent, ServerMetrics, ServerState
+from mlxui.servers.settings import ServerSettings
+from mlxui.servers.state import RUNNING_STATES, ServerEvent, ServerState, UnknownProfile
 
 logger = logging.getLogger(__name__)
 
-ON_QUIT_SETTING = "servers.on_quit"  # "stop" | "keep"
-MAX_RUNNING_SETTING = "servers.max_running"  # int | None
 FAILED_RETRY_S = 30.0  # ensure_ready does not retry a failed start sooner (each try may load for minutes)
 LRU_GRACE_S = 5.0  # a server used this recently is busy, not idle: never stopped to make room
 _AUTO_GPU: Any = object()
 _ENDED = (ServerState.STOPPED, ServerState.FAILED, ServerState.CRASHED)
 
 Listener = Callable[[ServerEvent], Any]
-
-__all__ = [
-    "KEPT_RUNS_SETTING",
-    "ManagedServer",
-    "ServerError",
-    "ServerEvent",
-    "ServerMetrics",
-    "ServerState",
-    "Supervisor",
-    "UnknownProfile",
-]
-
-
-class UnknownProfile(KeyError):
-    """No profile has this name (or model id)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-    def __str__(self) -> str:
-        return f"There is no server profile named {self.name!r}."
 
 
 class Supervisor:
@@ -74,10 +52,12 @@ class Supervisor:
         self.sampler_interval = sampler_interval
         self.stop_timeout = stop_timeout
         self.ready_timeout = ready_timeout
-        self.max_running: int | None = None  # LRU-stop idle servers beyond this many
+        self.settings = ServerSettings()
+        self.profiles = ProfileBook(
+            config, on_change=self._sync_profiles, default_idle_ttl=lambda: self.settings.default_idle_ttl
+        )
         self.servers: dict[str, ManagedServer] = {}
         self.sampler = MetricsSampler(detect_gpu_sampler() if gpu is _AUTO_GPU else gpu)
-        self._profiles = Profiles(config)
         self._listeners: list[Listener] = []
         self._starts: dict[ManagedServer, asyncio.Task[ManagedServer]] = {}
         self._locks: dict[ManagedServer, asyncio.Lock] = {}
@@ -97,13 +77,12 @@ class Supervisor:
         """Load profiles, re-adopt live servers, clear stale records, autostart, start sampling."""
         self.config.logs_dir.mkdir(parents=True, exist_ok=True)
         self.config.hf_cache.mkdir(parents=True, exist_ok=True)  # /v1/models fails without it
-        self.max_running = await get_setting(MAX_RUNNING_SETTING, None)
+        await self.settings.load()
         kept: dict[str, dict[str, Any]] = await get_setting(KEPT_RUNS_SETTING, None) or {}
         if kept:
             await set_setting(KEPT_RUNS_SETTING, {})
-        profiles = await self._profiles.all()
-        for profile in profiles:
-            self._add(profile)
+        await self._sync_profiles()
+        profiles = [s.profile for s in self.servers.values()]
         recorded = [p for p in profiles if p.run_pid is not None]
         await asyncio.gather(*(self._adopt_or_clear(p, kept.get(p.name, {})) for p in recorded))
         for profile in profiles:
@@ -116,10 +95,10 @@ class Supervisor:
     async def shut_down(self, stop_servers: bool | None = None) -> None:
         """Stop sampling and either stop every server or leave them running for re-adoption.
 
-        `stop_servers=None` follows the setting "servers.on_quit" ("stop" unless it says "keep").
+        `stop_servers=None` follows the setting `on_quit` ("stop" unless it says "keep").
         """
         if stop_servers is None:
-            stop_servers = await get_setting(ON_QUIT_SETTING, "stop") != "keep"
+            stop_servers = self.settings.on_quit != "keep"
         if self._sampler_task is not None:
             self._sampler_task.cancel()
             await asyncio.gather(self._sampler_task, return_exceptions=True)
@@ -214,13 +193,13 @@ class Supervisor:
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
-    async def reload_profiles(self) -> None:
-        """Pick up profile changes: new profiles appear, deleted ones are stopped and removed,
-        edited ones apply at their next start."""
+    async def _sync_profiles(self) -> None:
+        """After every profile write (the book calls it): new profiles appear, deleted ones are
+        stopped and removed, edited ones apply at their next start."""
         by_id = {s.profile.id: s for s in self.servers.values()}
         rebuilt: dict[str, ManagedServer] = {}
         added = []
-        for profile in await self._profiles.all():
+        for profile in await self.profiles.all():
             server = by_id.pop(profile.id, None)
             if server is None:
                 server = self._new_server(profile)
@@ -253,12 +232,6 @@ class Supervisor:
             profile, logs_dir=self.config.logs_dir, env=self._env, publish=self._on_transition
         )
 
-    def _add(self, profile: Profile) -> ManagedServer:
-        server = self._new_server(profile)
-        self.servers[profile.name] = server
-        self._emit(ServerEvent("added", server))
-        return server
-
     def _lock(self, server: ManagedServer) -> asyncio.Lock:
         return self._locks.setdefault(server, asyncio.Lock())
 
@@ -289,9 +262,9 @@ class Supervisor:
 
     async def _make_room(self, server: ManagedServer) -> None:
         """With `max_running` set, stop least-recently-used idle servers until `server` fits."""
-        while self.max_running:
+        while limit := self.settings.max_running:
             running = [s for s in self.servers.values() if s is not server and s.state in RUNNING_STATES]
-            if len(running) < self.max_running:
+            if len(running) < limit:
                 return
             now = time.monotonic()
             idle = [s for s in running if s.state == ServerState.READY and _idle_for(s, now) >= LRU_GRACE_S]
@@ -299,7 +272,7 @@ class Supervisor:
                 logger.warning(
                     "%d servers run (limit %d), none idle: starting %s anyway",
                     len(running),
-                    self.max_running,
+                    limit,
                     server.name,
                 )
                 return

@@ -1,6 +1,6 @@
 """A minimal HTTP/1.1 client for the gateway's hop to a local model server.
 
-httpx costs too much per streamed chunk on a small machine (DESIGN §3: 0.83 of the direct rate), so
+httpx costs too much per streamed chunk on a small machine (docs/architecture.md §5: 0.83 of the direct rate), so
 the gateway talks to `mlx_lm.server` / `mlx_vlm.server` over a raw asyncio connection: write one
 request, parse only the response head, then hand the body on in whatever pieces the socket gives.
 Both framings our servers use are handled: `mlx_lm.server` answers HTTP/1.0 with close-delimited

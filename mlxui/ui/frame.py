@@ -26,7 +26,7 @@ NAV = [
 @contextmanager
 def frame(services: Services, current: str) -> Iterator[ui.column]:
     """Wrap a page's content; `current` is the path of the page being shown."""
-    ui.dark_mode().bind_value_from(services.theme, "dark")
+    ui.dark_mode().bind_value_from(services.appearance, "dark")
     ui.colors(primary="#7c5cff")
     with ui.header().classes("items-center gap-2 px-4 py-2 bg-slate-900 text-white"):
         ui.image("/assets/icon.svg").classes("w-7 h-7")
@@ -56,8 +56,8 @@ def frame(services: Services, current: str) -> Iterator[ui.column]:
 
 def _theme_switch(services: Services) -> None:
     async def toggle() -> None:
-        await services.theme.set_dark(not services.theme.dark)
+        await services.appearance.save(dark=not services.appearance.dark)
 
     button = testid(ui.button(on_click=toggle).props("flat round color=white"), "theme-toggle")
-    button.bind_icon_from(services.theme, "dark", lambda dark: "light_mode" if dark else "dark_mode")
+    button.bind_icon_from(services.appearance, "dark", lambda dark: "light_mode" if dark else "dark_mode")
     button.tooltip("Switch between dark and light mode")

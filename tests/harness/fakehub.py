@@ -1,6 +1,6 @@
 """A fake Hugging Face Hub on 127.0.0.1 that the real huggingface_hub client talks to.
 
-Serves what huggingface_hub 2.4 asks for (DESIGN.md section 8): /api/models (search, sort,
+Serves what huggingface_hub 2.4 asks for (docs/architecture.md §6): /api/models (search, sort,
 cursor pages through a `Link: <...>; rel="next"` header), /api/models/{id}[/revision/{rev}],
 /api/models/{id}/tree/{rev}[/{path}], HEAD/GET /{id}/resolve/{rev}/{path} (ETag, X-Repo-Commit,
 X-Linked-*, Range -> 206) and /api/whoami-v2. Fault knobs (throttle, drop, stall, status

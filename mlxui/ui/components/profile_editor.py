@@ -8,7 +8,7 @@ from typing import Any
 from nicegui import ui
 
 from mlxui.hub.local import LocalEntry
-from mlxui.servers.profiles import Profile, ProfileError, Profiles
+from mlxui.servers.profiles import Profile, ProfileBook, ProfileError
 from mlxui.ui.testid import testid
 
 
@@ -16,7 +16,7 @@ class ProfileEditor(ui.dialog):
     """`await ProfileEditor(...).edit(profile_or_None, model=...)` -> the saved Profile or None."""
 
     def __init__(
-        self, profiles: Profiles, models: list[LocalEntry], on_saved: Callable[[Profile], Awaitable[None]]
+        self, profiles: ProfileBook, models: list[LocalEntry], on_saved: Callable[[Profile], Awaitable[None]]
     ):
         super().__init__()
         self.profiles, self.models, self.on_saved = profiles, models, on_saved

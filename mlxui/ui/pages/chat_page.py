@@ -216,7 +216,7 @@ class ChatPage:
     async def _reply(self, view: ChatMessage) -> None:
         chat_id = self.chat_id
         assert chat_id is not None
-        api_key = self.services.gateway_key
+        api_key = self.services.supervisor.settings.gateway_key
         try:
             final = await self.store.reply(
                 chat_id, base_url=self.services.config.base_url, api_key=api_key,

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from nicegui import background_tasks, events, ui
 
-from mlxui.db import get_setting
 from mlxui.hub.capabilities import read_local_capabilities
 from mlxui.hub.local import list_local_models
 from mlxui.hub.memory import fit_on_this_machine
@@ -20,7 +19,6 @@ from mlxui.servers.state import RUNNING_STATES, ServerEvent
 from mlxui.ui.components.empty_state import EmptyState
 from mlxui.ui.components.log_viewer import LogViewer
 from mlxui.ui.components.profile_editor import ProfileEditor
-from mlxui.ui.components.server_settings_card import DEFAULT_TTL_SETTING
 from mlxui.ui.components.server_tile import ServerTile
 from mlxui.ui.components.state_chip import StateChip
 from mlxui.ui.frame import frame
@@ -44,8 +42,8 @@ class ServersPage:
 
     async def build(self, model: str) -> None:
         models = await list_local_models(self.services.config.hf_cache)
-        self.editor = ProfileEditor(self.services.profiles, models, on_saved=self._saved)
-        self.editor.default_ttl = await get_setting(DEFAULT_TTL_SETTING, None)
+        self.editor = ProfileEditor(self.supervisor.profiles, models, on_saved=self._saved)
+        self.editor.default_ttl = self.supervisor.settings.default_idle_ttl
         with frame(self.services, "/servers"):
             with ui.row().classes("w-full items-center gap-2"):
                 testid(ui.label("Servers").classes("text-2xl font-semibold"), "page-title")
@@ -178,28 +176,27 @@ class ServersPage:
         LogViewer(server.name, server.log_path).open()
 
     async def _edit(self, name: str) -> None:
-        self.editor.edit(await self.services.profiles.get(name))
+        self.editor.edit(await self.supervisor.profiles.get(name))
 
     async def _duplicate(self, name: str) -> None:
-        copy = await self.services.profiles.duplicate(name)
-        await self.supervisor.reload_profiles()
+        copy = await self.supervisor.profiles.duplicate(name)
         ui.notify(f"Created {copy.name}")
 
     async def _confirm_delete(self, name: str) -> None:
-        if await self._confirm(f"Delete the profile {name}? Its chats stay.", "Delete"):
+        server = self.supervisor.get(name)
+        running = server is not None and server.state in RUNNING_STATES
+        what = "Its server is stopped first; its chats stay." if running else "Its chats stay."
+        if await self._confirm(f"Delete the profile {name}? {what}", "Delete"):
             try:
-                await self.services.profiles.delete(name)
+                await self.supervisor.profiles.delete(name)
             except ProfileError as exc:
                 ui.notify(exc.message, type="negative")
-                return
-            await self.supervisor.reload_profiles()
 
     async def _saved(self, profile: Profile) -> None:
-        await self.supervisor.reload_profiles()
         ui.notify(f"Saved {profile.name}", type="positive")
 
     async def _export(self) -> None:
-        text = await self.services.profiles.export_yaml()
+        text = await self.supervisor.profiles.export_yaml()
         ui.download(text.encode(), "mlxui-profiles.yaml", "application/yaml")
 
     def _open_import(self) -> None:
@@ -213,11 +210,10 @@ class ServersPage:
         dialog.close()
         try:
             text = (await event.file.read()).decode("utf-8")
-            imported = await self.services.profiles.import_yaml(text)
+            imported = await self.supervisor.profiles.import_yaml(text)
         except (UnicodeDecodeError, ProfileError) as exc:
             ui.notify(f"Import failed: {getattr(exc, 'message', exc)}", type="negative", multi_line=True)
             return
-        await self.supervisor.reload_profiles()
         ui.notify(f"Imported {len(imported)} profiles", type="positive")
 
     async def _wont_fit(self, server: ManagedServer) -> bool:

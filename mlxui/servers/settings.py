@@ -1,0 +1,59 @@
+"""The settings of the fleet of servers and its gateway, owned by the `Supervisor`.
+
+Every face (Settings page, JSON API, CLI) changes them through `ServerSettings.save`, which
+validates, stores and applies them at once: the supervisor reads `max_running` when it next starts a
+server, `default_idle_ttl` when a profile is created, `on_quit` when mlxui quits, and the gateway
+reads `gateway_key` on each request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import binding
+
+from mlxui.settings import SettingError, SettingsGroup, whole_number
+
+ON_QUIT_CHOICES = ("stop", "keep")
+MAX_IDLE_TTL_S = 7 * 24 * 3600
+MAX_SERVERS = 64
+MIN_KEY_LENGTH = 8
+
+
+@binding.bindable_dataclass
+class ServerSettings(SettingsGroup):
+    PREFIX = "servers"
+    KEYS = {"gateway_key": "gateway.api_key"}
+
+    on_quit: str = "stop"  # what happens to running servers when mlxui quits: "stop" | "keep"
+    max_running: int | None = None  # least-recently-used idle servers stop beyond this many
+    default_idle_ttl: int | None = None  # seconds; new profiles get it unless they say otherwise
+    gateway_key: str | None = None  # when set, /v1/* needs "Authorization: Bearer <key>"
+
+    def check(self, field: str, value: Any) -> Any:
+        if field == "on_quit":
+            if value not in ON_QUIT_CHOICES:
+                raise SettingError(field, "Choose 'stop' (stop the servers) or 'keep' (keep them running).")
+            return value
+        if field == "max_running":
+            return whole_number(field, value, 1, MAX_SERVERS)
+        if field == "default_idle_ttl":
+            return whole_number(field, value, 0, MAX_IDLE_TTL_S) or None  # 0 means never, as blank does
+        if field == "gateway_key":
+            return _gateway_key(value)
+        raise SettingError(field, f"{field!r} is not a setting.")
+
+
+def _gateway_key(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SettingError("gateway_key", "The gateway key is text.")
+    key = value.strip()
+    if not key:
+        return None
+    if len(key) < MIN_KEY_LENGTH or len(key) > 256 or any(c.isspace() or not c.isprintable() for c in key):
+        raise SettingError(
+            "gateway_key", f"Use {MIN_KEY_LENGTH} to 256 printable characters without spaces for the key."
+        )
+    return key
