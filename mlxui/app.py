@@ -9,11 +9,12 @@ from pathlib import Path
 from huggingface_hub import get_token
 from nicegui import app, ui
 
+from mlxui.access import KeyGate
 from mlxui.api import register_api
 from mlxui.chat.store import ChatStore
 from mlxui.config import Config
 from mlxui.hub.downloads import DownloadManager
-from mlxui.security import HostOriginGuard, HostPolicy
+from mlxui.security import BodyLimit, HostOriginGuard, HostPolicy
 from mlxui.servers.gateway import register_gateway
 from mlxui.servers.supervisor import Supervisor
 from mlxui.services import Services
@@ -35,8 +36,12 @@ def create_app(config: Config) -> Services:
         chats=ChatStore(config.images_dir),
     )
     register_api(app, services)
+    app.add_middleware(BodyLimit)
+    key = services.supervisor.settings
+    app.add_middleware(KeyGate, key_provider=lambda: key.gateway_key, beyond_loopback=not config.is_loopback)
     extra_hosts = [h.strip() for h in os.environ.get("MLXUI_ALLOWED_HOSTS", "").split(",") if h.strip()]
-    app.add_middleware(HostOriginGuard, policy=HostPolicy(config.host, extra_hosts))  # outermost
+    policy = HostPolicy(config.host, extra_hosts, port=config.port)
+    app.add_middleware(HostOriginGuard, policy=policy)  # outermost
     app.add_static_files("/assets", str(ASSETS))
     config.ensure_dirs()
     app.add_static_files("/chat-images", str(config.images_dir))  # only content-hash names live there

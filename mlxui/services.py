@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,7 @@ class Services:
             await self.appearance.load()
             await self.downloads.restore()
             await self.supervisor.start_up()  # loads the servers' settings and the profiles
+            await self._key_for_the_network()
         except (db.DatabaseError, OSError) as exc:
             self.startup_error = str(exc)
             log.error("mlxui cannot start: %s", exc)
@@ -55,6 +57,19 @@ class Services:
             log.info("mlxui ready at %s (data in %s)", self.config.base_url, self.config.home)
         finally:
             self._started.set()
+
+    async def _key_for_the_network(self) -> None:
+        """Bound beyond this machine, mlxui needs a key for other machines' clients (mlxui.access):
+        without one saved yet, make one and say it once in the log, as Jupyter does with its token."""
+        settings = self.supervisor.settings
+        if self.config.is_loopback or settings.gateway_key:
+            return
+        await settings.save(gateway_key="mlxui-" + secrets.token_urlsafe(24))
+        log.warning(
+            "mlxui is reachable from other machines at %s; they need this key (Settings shows it no more): %s",
+            self.config.base_url,
+            settings.gateway_key,
+        )
 
     async def wait_started(self, timeout: float = 60.0) -> None:
         """NiceGUI runs start-up hooks as background tasks: pages wait here before touching services."""

@@ -68,6 +68,11 @@ def test_websocket_from_foreign_origin_is_refused(app_process) -> None:
         ("127.0.0.1", "", False),
         ("0.0.0.0", "192.168.1.20:8765", True),  # LAN use after an explicit --host
         ("0.0.0.0", "evil.example", False),
+        ("127.0.0.1", "localhost:18970@evil.com", False),  # userinfo: another host in disguise
+        ("127.0.0.1", "localhost:abc", False),
+        ("127.0.0.1", "localhost:99999", False),
+        ("127.0.0.1", "localhost.:8765", False),
+        ("127.0.0.1", "localhost:8765 ", True),
     ],
 )
 def test_host_policy(bind: str, host: str, allowed: bool) -> None:
@@ -75,9 +80,22 @@ def test_host_policy(bind: str, host: str, allowed: bool) -> None:
 
 
 def test_origin_policy() -> None:
-    policy = HostPolicy("127.0.0.1")
-    assert policy.origin_allowed(None)
-    assert policy.origin_allowed("http://127.0.0.1:8765")
-    assert not policy.origin_allowed("http://evil.example")
-    assert not policy.origin_allowed("null")
-    assert not policy.origin_allowed("file://")
+    policy = HostPolicy("127.0.0.1", port=8765)
+    own = "127.0.0.1:8765"
+    assert policy.origin_allowed(None, own)
+    assert policy.origin_allowed("http://127.0.0.1:8765", own)
+    assert policy.origin_allowed("http://localhost:8765", own), "the same app, typed another way"
+    assert not policy.origin_allowed("http://localhost:3000", own), "another local program's page"
+    assert not policy.origin_allowed("http://127.0.0.1", own)
+    assert not policy.origin_allowed("http://evil.example", own)
+    assert not policy.origin_allowed("null", own)
+    assert not policy.origin_allowed("file://", own)
+    assert not policy.origin_allowed("http://localhost:8765@evil.example", own)
+
+
+def test_origin_policy_beyond_loopback() -> None:
+    """Bound to the LAN (--host): the page's own address is trusted, an IP address alone is not."""
+    policy = HostPolicy("0.0.0.0", port=8765)
+    assert policy.origin_allowed("http://192.168.1.20:8765", "192.168.1.20:8765")
+    assert not policy.origin_allowed("http://192.168.1.20:3000", "192.168.1.20:8765")
+    assert not policy.origin_allowed("http://192.168.1.99:8765", "192.168.1.20:8765")

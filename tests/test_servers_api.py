@@ -20,6 +20,7 @@ from tests.harness.models import PLAIN_REPLY
 pytestmark = pytest.mark.slow
 
 PLAIN = "mlxui-test/scripted-plain"
+YAML = {"Content-Type": "application/yaml"}
 NAME_RULE = "Use up to 64 letters, digits, dots, dashes or underscores (no spaces)."
 
 
@@ -70,7 +71,12 @@ def test_bad_profiles_get_field_messages(api: httpx.Client) -> None:
     assert missing["fields"] == {
         "model": "mlxui-test/not-here is not downloaded: download it on the Models page first."
     }
-    assert error_of(api.post("/api/profiles", content=b"not json"), 400)["type"] == "invalid_request"
+    json_header = {"Content-Type": "application/json"}
+    assert error_of(api.post("/api/profiles", content=b"not json", headers=json_header), 400)["type"] == (
+        "invalid_request"
+    )
+    as_text = error_of(api.post("/api/profiles", content=b'{"name": "x"}'), 415)  # a form-like body
+    assert as_text["message"] == "Send the body as JSON, with the header Content-Type: application/json."
     assert (
         error_of(api.get("/api/servers/nope"), 404)["message"] == "There is no server profile named 'nope'."
     )
@@ -198,18 +204,20 @@ def test_edit_duplicate_export_import_round_trip(api: httpx.Client) -> None:
     assert [p["name"] for p in yaml.safe_load(exported.text)["profiles"]] == ["a", "b"]
     for name in ("a", "b"):
         api.delete(f"/api/profiles/{name}")
-    assert api.post("/api/profiles/import", content=exported.text).json() == {"imported": ["a", "b"]}
+    assert api.post("/api/profiles/import", content=exported.text, headers=YAML).json() == {
+        "imported": ["a", "b"]
+    }
     assert api.get("/api/profiles").json() == before
     assert [s["name"] for s in api.get("/api/servers").json()] == ["a", "b"]
 
     # All or nothing: a clash on "a" also keeps "c" out.
     mixed = yaml.safe_dump({"version": 1, "profiles": [{"name": "c", "model": PLAIN}, before[0]]})
-    clash = error_of(api.post("/api/profiles/import", content=mixed), 422)
+    clash = error_of(api.post("/api/profiles/import", content=mixed, headers=YAML), 422)
     assert clash["fields"] == {"profiles[1] (a).name": "A profile named 'a' already exists."}
     assert [p["name"] for p in api.get("/api/profiles").json()] == ["a", "b"]
-    replaced = api.post("/api/profiles/import", params={"replace": "true"}, content=mixed)
+    replaced = api.post("/api/profiles/import", params={"replace": "true"}, content=mixed, headers=YAML)
     assert replaced.json() == {"imported": ["a", "c"]}
-    broken = error_of(api.post("/api/profiles/import", content=b"profiles: [unclosed"), 422)
+    broken = error_of(api.post("/api/profiles/import", content=b"profiles: [unclosed", headers=YAML), 422)
     assert list(broken["fields"]) == ["file"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import pytest
@@ -66,13 +67,34 @@ async def test_server_settings_and_gateway_key_are_saved_and_applied(user: User,
     assert await db.get_setting("gateway.api_key") == "secret-key-123"
     assert (settings.on_quit, settings.max_running, settings.default_idle_ttl) == ("keep", 2, 600)
     assert settings.gateway_key == "secret-key-123"
+    await user.should_see(marker="gateway-key-status", content="A key is set (hidden)")
+    assert user.find(marker="gateway-key").elements.pop().value == "", "the saved key is not shown again"
 
     key = user.find(marker="gateway-key")
-    key.clear().type("short")
+    key.type("short")
     user.find(marker="gateway-key-save").click()
     await user.should_see("The key was not saved")
     assert key.elements.pop().error.startswith("Use 8 to 256 printable characters")
     assert settings.gateway_key == "secret-key-123", "a refused key leaves the saved one in force"
+
+    user.find(marker="gateway-key-remove").click()
+    await user.should_see("Gateway key removed")
+    assert settings.gateway_key is None and await db.get_setting("gateway.api_key") is None
+    await user.should_see(marker="gateway-key-status", content="No key")
+
+
+async def test_a_saved_gateway_key_never_reaches_the_browser(user: User, mlxui_home) -> None:
+    from nicegui import app as nicegui_app
+
+    services = next(h.__self__ for h in nicegui_app._startup_handlers if hasattr(h, "__self__"))  # noqa: SLF001
+    await user.open("/settings")  # starts the services
+    await services.supervisor.settings.save(gateway_key="never-shown-key-42")
+    await user.open("/settings")
+    await user.should_see(marker="gateway-key-status", content="A key is set (hidden)")
+    client = user.client
+    assert client is not None
+    sent = json.dumps([element._props for element in client.elements.values()], default=str)  # noqa: SLF001
+    assert "never-shown-key-42" not in sent
 
 
 async def test_address_is_saved_for_the_next_start_with_a_warning(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from mlxui.api.common import BodyLimit, install_error_handlers
+from mlxui.api.common import install_error_handlers
 from mlxui.api.downloads import downloads_router
 from mlxui.api.profiles import profiles_router
 from mlxui.api.servers import servers_router
@@ -19,7 +19,6 @@ from mlxui.services import Services
 
 def register_api(app: FastAPI, services: Services) -> None:
     install_error_handlers(app)
-    app.add_middleware(BodyLimit)
     for router in (
         status_router(services),
         servers_router(services),

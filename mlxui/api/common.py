@@ -13,16 +13,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlxui.servers.profile_rules import NAME_PATTERN
 
 if TYPE_CHECKING:
     from mlxui.services import Services
-
-MAX_BODY_BYTES = 1024 * 1024  # a profile export of a few hundred profiles is a few dozen KB
 
 
 class ApiError(Exception):
@@ -48,8 +47,20 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return validation_error(exc.errors()).response()
 
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if not request.url.path.startswith("/api/"):  # pages keep FastAPI's own answers
+            return await http_exception_handler(request, exc)
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": e.g. JSON nested too deep
+            return ApiError(
+                400, "invalid_request", "The body could not be read as JSON (too deeply nested?)."
+            ).response()
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        return ApiError(exc.status_code, kind, str(exc.detail)).response()
+
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
 
 
 def validation_error(errors: Sequence[Any]) -> ApiError:
@@ -118,50 +129,8 @@ def check_name(name: str) -> str:
 
 
 async def text_body(request: Request) -> str:
-    """The body as UTF-8 text (a YAML export, say); its size is capped by `BodyLimit`."""
+    """The body as UTF-8 text (a YAML export, say); its size is capped by `security.BodyLimit`."""
     try:
         return (await request.body()).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ApiError(400, "invalid_request", "The file is not UTF-8 text.") from exc
-
-
-class BodyLimit:
-    """Refuse /api/ request bodies over `limit` bytes with a 413, before they fill memory.
-
-    Pure ASGI: a declared Content-Length is refused at once; a chunked body is cut off where it
-    passes the limit and the app's answer to the stump is replaced by the 413.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES, prefix: str = "/api/") -> None:
-        self.app, self.limit, self.prefix = app, limit, prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
-        if declared.isdigit() and int(declared) > self.limit:
-            await self._too_large(scope, receive, send)
-            return
-        seen, over = 0, False
-
-        async def counted() -> Message:
-            nonlocal seen, over
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:  # end the body here; the app's answer to it is replaced below
-                over = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            return message
-
-        async def unless_over(message: Message) -> None:
-            if not over:
-                await send(message)
-
-        await self.app(scope, counted, unless_over)
-        if over:
-            await self._too_large(scope, receive, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        error = ApiError(413, "too_large", f"The request body is larger than {self.limit // 1024} KB.")
-        await error.response()(scope, receive, send)

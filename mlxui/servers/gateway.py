@@ -8,13 +8,13 @@ machine (docs/architecture.md §5); `relay.py` holds the per-chunk loop.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 
+from mlxui.access import bearer_ok
 from mlxui.security import HostOriginGuard, HostPolicy
 from mlxui.servers import prometheus
 from mlxui.servers.process import ManagedServer, ServerError
@@ -56,15 +56,8 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"].rstrip("/")
         method: str = scope["method"]
-        if not self._authorized(scope):
-            await send_error(
-                send,
-                401,
-                "Missing or wrong API key (Authorization: Bearer ...).",
-                "authentication_error",
-                "invalid_api_key",
-                headers=[(b"www-authenticate", b"Bearer")],
-            )
+        if not self.authorized(scope):
+            await self.refuse(send)
         elif path in COMPLETION_PATHS:
             if method != "POST":
                 await send_error(
@@ -85,6 +78,16 @@ class Gateway:
                 send, 404, f"No such endpoint: {method} {path}", "invalid_request_error", "not_found"
             )
 
+    async def refuse(self, send: Send) -> None:
+        await send_error(
+            send,
+            401,
+            "Missing or wrong API key (Authorization: Bearer ...).",
+            "authentication_error",
+            "invalid_api_key",
+            headers=[(b"www-authenticate", b"Bearer")],
+        )
+
     async def _completion(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         raw = await self._read_body(scope, receive, send)
         if raw is None:
@@ -94,6 +97,11 @@ class Gateway:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             await send_error(
                 send, 400, f"Request body is not valid JSON: {exc}", "invalid_request_error", "invalid_json"
+            )
+            return
+        except RecursionError:  # e.g. [[[[...]]]] a thousand levels deep
+            await send_error(
+                send, 400, "Request body is JSON nested too deeply.", "invalid_request_error", "invalid_json"
             )
             return
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
@@ -192,15 +200,10 @@ class Gateway:
             if not message.get("more_body", False):
                 return b"".join(parts)
 
-    def _authorized(self, scope: Scope) -> bool:
+    def authorized(self, scope: Scope) -> bool:
+        """No key set, or exactly one `Authorization: Bearer <key>` header (mlxui.access)."""
         key = self.api_key_provider()
-        if not key:
-            return True
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), key)
-        return False
+        return not key or bearer_ok(scope["headers"], key)
 
     def _servers(self) -> list[ManagedServer]:
         return sorted(self.supervisor.servers.values(), key=lambda s: s.name)
@@ -247,7 +250,7 @@ class GatewayMiddleware:
     def __init__(self, app: ASGIApp, gateway: Gateway, guard_policy: HostPolicy | None = None) -> None:
         self.app = app
         self.gateway: ASGIApp = gateway if guard_policy is None else HostOriginGuard(gateway, guard_policy)
-        metrics = prometheus.MetricsEndpoint(gateway.supervisor)
+        metrics = _KeyRequired(prometheus.MetricsEndpoint(gateway.supervisor), gateway)
         self.metrics: ASGIApp = metrics if guard_policy is None else HostOriginGuard(metrics, guard_policy)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -260,6 +263,19 @@ class GatewayMiddleware:
                 await self.metrics(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class _KeyRequired:
+    """`/metrics` answers only with the gateway key, when one is set: it names every model."""
+
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app, self.gateway = app, gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.gateway.authorized(scope):
+            await self.app(scope, receive, send)
+        else:
+            await self.gateway.refuse(send)
 
 
 def register_gateway(

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlxui.servers.profiles import Profile
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Not "-x" (it reads as a command-line option) and not only dots ("." and ".." are path steps).
+NAME_PATTERN = re.compile(r"(?!\.+$)[A-Za-z0-9._][A-Za-z0-9._-]{0,63}")
 REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 KINDS = ("lm", "vlm")
 PORT_RANGE = (1024, 65535)
@@ -92,7 +93,9 @@ class FieldChecker:
             self.fail("name", "Give the profile a name.")
             return ""
         name = name.strip()
-        if not NAME_PATTERN.fullmatch(name):
+        if name.startswith("-") or set(name) == {"."}:
+            self.fail("name", "Start the name with a letter, a digit or an underscore.")
+        elif not NAME_PATTERN.fullmatch(name):
             self.fail("name", "Use up to 64 letters, digits, dots, dashes or underscores (no spaces).")
         elif any(p.name.casefold() == name.casefold() for p in others):
             self.fail("name", f"A profile named {name!r} already exists.")
@@ -138,6 +141,9 @@ class FieldChecker:
                 value = json.loads(value)
             except json.JSONDecodeError as exc:
                 self.fail("chat_template_args", f"Not valid JSON: {exc.msg} (line {exc.lineno}).")
+                return {}
+            except RecursionError:
+                self.fail("chat_template_args", "This JSON is nested too deeply.")
                 return {}
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             self.fail("chat_template_args", 'Give an object such as {"enable_thinking": false}.')

@@ -41,6 +41,8 @@ from mlxui.servers.profile_rules import (
 )
 
 YAML_VERSION = 1
+MAX_IMPORT_CHARS = 1024 * 1024
+MAX_IMPORT_EVENTS = 200_000  # ~10,000 profiles' worth of YAML nodes
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ class ProfileBook:
             return await self._import(text, replace_existing)
 
     async def _import(self, text: str, replace_existing: bool) -> list[Profile]:
-        entries = _parse_export(text)
+        entries = await asyncio.to_thread(_parse_export, text)  # never parse on the event loop
         existing = {p.name: p for p in await self.all()}
         imported_names = {str(e.get("name")) for e in entries}
         others = [p for n, p in existing.items() if n not in imported_names or not replace_existing]
@@ -249,7 +251,18 @@ def _free_copy_name(name: str, taken: set[str]) -> str:
 
 
 def _parse_export(text: str) -> list[dict[str, Any]]:
+    """The entries of an export. Anchors and aliases are refused before anything is built: an
+    "alias bomb" of a few hundred bytes would otherwise expand to billions of nodes."""
+    if len(text) > MAX_IMPORT_CHARS:
+        raise ProfileError(
+            "file", f"The file is larger than {MAX_IMPORT_CHARS // 1024} KB; an export is far smaller."
+        )
     try:
+        for count, event in enumerate(yaml.parse(text, Loader=yaml.SafeLoader)):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise ProfileError("file", "YAML anchors and aliases (& and *) are not allowed in an export.")
+            if count > MAX_IMPORT_EVENTS:
+                raise ProfileError("file", "The file holds far more than a profile export does.")
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ProfileError("file", f"This is not a YAML file: {exc}") from exc

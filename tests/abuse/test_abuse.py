@@ -57,8 +57,18 @@ def test_odd_repo_ids_are_refused_by_the_downloads_api(app, repo: str) -> None:
 
 
 def test_the_downloads_api_refuses_what_it_cannot_do(app) -> None:
-    assert httpx.post(f"{app.url}/api/downloads", json={}).status_code == 400
-    assert httpx.post(f"{app.url}/api/downloads", content=b"[1]").status_code == 400
+    missing_id = httpx.post(f"{app.url}/api/downloads", json={})
+    assert missing_id.status_code == 422 and missing_id.json()["error"]["fields"] == {
+        "repo_id": "This is required."
+    }
+    listed = httpx.post(
+        f"{app.url}/api/downloads", content=b"[1]", headers={"Content-Type": "application/json"}
+    )
+    assert (
+        listed.status_code == 400 and listed.json()["error"]["message"] == "The body must be a JSON object."
+    )
+    as_form = httpx.post(f"{app.url}/api/downloads", content=b'{"repo_id": "org/model"}')
+    assert as_form.status_code == 415, "a body not declared as JSON is refused (no CORS-simple requests)"
     missing = httpx.post(f"{app.url}/api/downloads/org/model/pause")
     assert missing.status_code == 404 and "no download of org/model" in missing.json()["error"]["message"]
     assert httpx.post(f"{app.url}/api/downloads/org/model/explode").status_code == 404

@@ -8,7 +8,7 @@ from typing import Any
 
 from nicegui import events, ui
 
-from mlxui.chat.images import ImageError
+from mlxui.chat.images import MAX_IMAGE_BYTES, ImageError
 from mlxui.ui.testid import testid
 
 # Dropped or pasted image files go through the (hidden) uploader, so big images travel over HTTP
@@ -63,7 +63,10 @@ class Composer(ui.card):
                     ui.button(icon="send", on_click=self._send_or_stop).props("round"), "send"
                 )
             self.hint = testid(ui.label().classes("text-xs text-slate-500"), "composer-hint")
-            self.upload = ui.upload(multiple=True, auto_upload=True, on_upload=self._uploaded, max_files=8)
+            # The size is checked in the browser first; the server refuses a larger body before
+            # reading it (security.BodyLimit), so a huge file never lands in memory.
+            self.upload = ui.upload(multiple=True, auto_upload=True, on_upload=self._uploaded, max_files=8,
+                                    max_file_size=MAX_IMAGE_BYTES, on_rejected=self._rejected)  # fmt: skip
             self.upload.props('accept="image/png,image/jpeg,image/webp,image/gif"').classes("hidden")
         ui.run_javascript(FORWARD_FILES_JS % {"box": self.id, "upload": self.upload.id})
 
@@ -111,6 +114,10 @@ class Composer(ui.card):
             return
         self.attachments.append(attachment)
         self._draw_thumbs()
+
+    def _rejected(self) -> None:
+        ui.notify(f"Images up to {MAX_IMAGE_BYTES // 1_000_000} MB can be attached; that one is larger.",
+                  type="negative")  # fmt: skip
 
     def _draw_thumbs(self) -> None:
         self.thumbs.clear()

@@ -16,6 +16,12 @@ from mlxui.servers.settings import ServerSettings
 from mlxui.settings import SettingError
 from mlxui.ui.testid import testid
 
+KEY_PROTECTS = (
+    "The key guards the gateway (/v1) and /metrics. When mlxui is shared on the network (--host), it "
+    "also guards every page and /api for other machines, which sign in with it. The model servers "
+    "themselves listen on this machine only and have no key."
+)
+
 
 class ServerSettingsCard(ui.card):
     def __init__(self, settings: ServerSettings, gateway_url: str) -> None:
@@ -39,12 +45,17 @@ class ServerSettingsCard(ui.card):
                                             on_change=lambda e: self._save("default_idle_ttl", e.value, self.ttl))
                                   .props("outlined dense").classes("grow"), "default-ttl")  # fmt: skip
             ui.label(f"Gateway: {gateway_url} (any OpenAI client; model = profile name)").classes("text-sm")
+            ui.label(KEY_PROTECTS).classes("text-xs text-slate-500")
             with ui.row().classes("w-full gap-2 no-wrap items-center"):
-                self.key = testid(ui.input("Gateway API key (blank: none)", value=settings.gateway_key or "",
-                                           password=True, password_toggle_button=True)
-                                  .props("outlined dense autocomplete=off").classes("grow"), "gateway-key")  # fmt: skip
+                self.key = testid(ui.input("New gateway API key", password=True, password_toggle_button=True)
+                                  .props("outlined dense autocomplete=new-password").classes("grow"),
+                                  "gateway-key")  # fmt: skip
                 ui.button("Generate", on_click=self._generate).props("flat no-caps")
                 testid(ui.button("Save key", on_click=self._save_key).props("no-caps"), "gateway-key-save")
+                self.remove = testid(ui.button("Remove key", on_click=self._remove_key)
+                                     .props("flat no-caps color=negative"), "gateway-key-remove")  # fmt: skip
+            self.key_status = testid(ui.label().classes("text-sm"), "gateway-key-status")
+            self._show_key_status()
 
     async def _save(self, field: str, value: Any, element: ValidationElement) -> bool:
         try:
@@ -57,11 +68,32 @@ class ServerSettingsCard(ui.card):
 
     def _generate(self) -> None:
         self.key.value = "mlxui-" + secrets.token_urlsafe(24)
+        self.key.props("type=text")  # shown until saved, so it can be copied into a client
+        ui.notify("Copy the key now: once saved, mlxui never shows it again.", type="info")
 
     async def _save_key(self) -> None:
+        if not (self.key.value or "").strip():
+            self.key.error = "Type or generate a key first; Remove key turns the key off."
+            return
         if not await self._save("gateway_key", self.key.value, self.key):
             ui.notify("The key was not saved: see the message under it.", type="warning")
             return
-        key = self.settings.gateway_key
-        ui.notify("Gateway key saved: clients must send it as a Bearer token." if key else "Gateway key removed.",
-                  type="positive")  # fmt: skip
+        self.key.value = ""
+        self.key.props("type=password")
+        self._show_key_status()
+        ui.notify("Gateway key saved: clients must send it as a Bearer token.", type="positive")
+
+    async def _remove_key(self) -> None:
+        await self._save("gateway_key", None, self.key)
+        self._show_key_status()
+        ui.notify("Gateway key removed: /v1 and /metrics answer without a key.", type="positive")
+
+    def _show_key_status(self) -> None:
+        """The saved key itself never travels to the browser: only whether one is set."""
+        has_key = bool(self.settings.gateway_key)
+        self.key_status.text = (
+            "A key is set (hidden). Type or generate a new one to replace it."
+            if has_key
+            else "No key: any program on this machine can use the gateway."
+        )
+        self.remove.set_visibility(has_key)
