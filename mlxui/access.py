@@ -28,7 +28,7 @@ from mlxui.security import SECURITY_HEADERS
 
 COOKIE = "mlxui_session"
 LOGIN_PATH = "/login"
-OPEN_PREFIXES = ("/v1/", "/healthz", "/assets/", "/favicon", LOGIN_PATH)  # /v1: the gateway checks
+OPEN_PREFIXES = ("/v1/", "/healthz", "/assets/", "/favicon")  # /v1: the gateway checks
 KeyProvider = Callable[[], str | None]
 
 
@@ -55,10 +55,12 @@ class KeyGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = self.key_provider()
-        if scope["type"] not in ("http", "websocket") or not key or self._allowed(scope, key):
+        if scope["type"] not in ("http", "websocket") or not key:
             await self.app(scope, receive, send)
-        elif scope["path"] == LOGIN_PATH:
+        elif scope["path"] == LOGIN_PATH and self.beyond_loopback:
             await self._login(scope, receive, send, key)
+        elif self._allowed(scope, key):
+            await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": "Sign in first."})
         elif scope["path"].startswith("/api/") or scope.get("method") != "GET":

@@ -116,8 +116,7 @@ class Composer(ui.card):
         self._draw_thumbs()
 
     def _rejected(self) -> None:
-        ui.notify(f"Images up to {MAX_IMAGE_BYTES // 1_000_000} MB can be attached; that one is larger.",
-                  type="negative")  # fmt: skip
+        ui.notify(f"Image too large: the limit is {MAX_IMAGE_BYTES // 1_000_000} MB.", type="negative")
 
     def _draw_thumbs(self) -> None:
         self.thumbs.clear()

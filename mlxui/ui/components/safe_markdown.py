@@ -77,7 +77,7 @@ def _image_or_link(match: re.Match[str]) -> str:
     host = urlsplit(src).hostname or "?"
     return (
         f'<a href="{html.escape(src)}" class="{REMOTE_IMAGE_CLASS}" target="_blank" rel="noopener noreferrer"'
-        f' title="Opens {html.escape(host)} in a new tab">🖼 {html.escape(label)} ({html.escape(host)})</a>'
+        f' title="Opens {html.escape(host)} in a new tab">image: {html.escape(label)} ({html.escape(host)})</a>'
     )
 
 
