@@ -14,13 +14,13 @@ import pytest
 
 from mlxui.db import close_db, init_db
 from mlxui.hub.cache import list_local_models
+from mlxui.hub.errors import BadRepoId, GatedRepo, HubUnavailable, RepoNotFound
 from mlxui.hub.model_info import (
     cached_capabilities,
     get_capabilities,
     get_model_details,
     read_local_details,
 )
-from mlxui.hub.search import BadRepoId, GatedRepo, HubUnavailable, RepoNotFound
 from tests.harness.fakehub import FakeHub
 from tests.harness.fixtures_hub import HubEnv
 from tests.harness.fixtures_models import HubCache, ModelDirs

@@ -13,8 +13,9 @@ import pytest
 from huggingface_hub import scan_cache_dir, snapshot_download
 
 from mlxui.hub import cache
+from mlxui.hub.errors import BadRepoId, DownloadError
 from mlxui.hub.pull import RetryPolicy, pull
-from mlxui.hub.transfer import DownloadError, validate_repo_id, validate_revision
+from mlxui.hub.repo_id import check_repo_id, check_revision
 from tests.harness.fixtures_hub import HubEnv
 
 SIZE = 3 * 1024 * 1024 + 11
@@ -140,11 +141,11 @@ def test_etags_that_are_not_plain_digests_are_refused(tmp_path: Path, etag: str)
 
 
 def test_ids_and_revisions() -> None:
-    assert validate_repo_id("  mlx-community/Qwen3-0.6B-4bit ") == "mlx-community/Qwen3-0.6B-4bit"
+    assert check_repo_id("  mlx-community/Qwen3-0.6B-4bit ") == "mlx-community/Qwen3-0.6B-4bit"
     for bad in ("org/na..me", "org/-x", "org--x/y", "org/x.git", "x"):
-        with pytest.raises(DownloadError):
-            validate_repo_id(bad)
-    assert validate_revision("refs/pr/1") == "refs/pr/1"
+        with pytest.raises(BadRepoId):
+            check_repo_id(bad)
+    assert check_revision("refs/pr/1") == "refs/pr/1"
     for bad in ("../main", "a/../b", "/main", "main/", "a b"):
-        with pytest.raises(DownloadError, match="is not a revision"):
-            validate_revision(bad)
+        with pytest.raises(BadRepoId, match="is not a revision"):
+            check_revision(bad)

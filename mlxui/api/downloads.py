@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from mlxui.api.servers import ApiError, json_object, services_ready
-from mlxui.hub.transfer import DownloadError
+from mlxui.hub.errors import HubError
 
 if TYPE_CHECKING:
     from mlxui.services import Services
@@ -35,7 +35,7 @@ def register_downloads_api(app: FastAPI, services: Services) -> None:
             raise ApiError(400, "invalid_request", 'Give the model as {"repo_id": "org/name"}.')
         try:
             st = await manager.enqueue(repo_id, revision)
-        except DownloadError as exc:
+        except HubError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
         return JSONResponse(download_status(st), status_code=202)
 
@@ -47,7 +47,7 @@ def register_downloads_api(app: FastAPI, services: Services) -> None:
             raise ApiError(404, "not_found", f"There is no download of {repo_id}.")
         try:
             st = await getattr(manager, action)(repo_id)
-        except DownloadError as exc:
+        except HubError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
         return download_status(st)
 

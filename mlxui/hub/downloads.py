@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from mlxui.hub import cache
+from mlxui.hub.errors import DownloadError, HubError
 from mlxui.hub.pull import DiskFree, Progress, RetryPolicy, SpeedMeter, default_disk_free, download_repo
-from mlxui.hub.transfer import DownloadError, Hub, validate_repo_id, validate_revision
+from mlxui.hub.repo_id import check_repo_id, check_revision
+from mlxui.hub.transfer import Hub
 from mlxui.state import ACTIVE_PHASES, DownloadState
 
 log = logging.getLogger(__name__)
@@ -78,9 +80,9 @@ class DownloadManager:
         self._done_hooks.append(hook)
 
     async def enqueue(self, repo_id: str, revision: str = "main") -> DownloadState:
-        """Queue a download (raises DownloadError for a malformed id). Already running: no-op.
+        """Queue a download (raises BadRepoId for a malformed id or revision). Already running: no-op.
         Paused or failed: continues from the bytes on disk. Done: looks for a newer commit."""
-        repo_id, revision = validate_repo_id(repo_id), validate_revision(revision)
+        repo_id, revision = check_repo_id(repo_id), check_revision(revision)
         st = self.downloads.get(repo_id)
         if st is not None and self._running(repo_id):
             return st
@@ -164,8 +166,8 @@ class DownloadManager:
             )  # fmt: skip
             self.downloads[row.repo_id] = st
             try:
-                validate_repo_id(row.repo_id), validate_revision(row.revision)
-            except DownloadError as exc:
+                check_repo_id(row.repo_id), check_revision(row.revision)
+            except HubError as exc:
                 st.state, st.error = "failed", exc.message
                 continue
             if st.state in ACTIVE_PHASES:
@@ -202,7 +204,7 @@ class DownloadManager:
                     st.repo_id, st.revision, cache_dir=self.cache_dir, hub=hub, commit=st.commit,
                     policy=self.policy, disk_free=self.disk_free, on_progress=publisher.on_progress,
                 )  # fmt: skip
-        except DownloadError as exc:
+        except HubError as exc:
             st.error = exc.message
             await self._set_phase(st, "failed")
             return

@@ -20,9 +20,9 @@ import psutil
 
 from mlxui.hub import cache
 from mlxui.hub.capabilities import Capabilities, read_local_capabilities
+from mlxui.hub.errors import BadRepoId
 from mlxui.hub.memory import Fit, MemoryEstimate, fit_on_this_machine
-from mlxui.hub.model_info import validate_repo_id
-from mlxui.hub.search import BadRepoId
+from mlxui.hub.repo_id import check_repo_id
 
 if TYPE_CHECKING:
     from mlxui.hub.downloads import DownloadManager
@@ -196,7 +196,7 @@ async def delete_cached_model(
     the app's `downloads` manager, a download of it is stopped and forgotten first.
     """
     try:
-        repo_id = validate_repo_id(repo_id)
+        repo_id = check_repo_id(repo_id)
     except BadRepoId as exc:
         raise LocalModelError(exc.message) from exc
     folder = cache.repo_dir(Path(cache_dir), repo_id)

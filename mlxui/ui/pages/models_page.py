@@ -9,9 +9,9 @@ from huggingface_hub import get_token
 from nicegui import ui
 
 from mlxui.hub.capabilities import Capabilities
-from mlxui.hub.downloads import DownloadError
+from mlxui.hub.errors import GatedRepo, HubError
 from mlxui.hub.model_info import get_model_details
-from mlxui.hub.search import GatedRepo, HubError, HubModel, SearchResults, search_models
+from mlxui.hub.search import HubModel, SearchResults, search_models
 from mlxui.servers.profiles import resolve_model
 from mlxui.servers.state import RUNNING_STATES
 from mlxui.ui.components.downloads_tile import DownloadsTile
@@ -189,7 +189,7 @@ class ModelsPage:
             return
         try:
             state = await self.downloads.enqueue(repo_id)
-        except DownloadError as exc:
+        except HubError as exc:
             ui.notify(exc.message, type="negative")
             return
         entry = self.results.cards.get(repo_id)
