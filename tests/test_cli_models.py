@@ -134,7 +134,7 @@ def test_pull_list_rm_round_trip(hf_env: HubEnv, big_model: Path, tmp_path: Path
     pulled = mlxui(hf_env, tmp_path, "pull", repo_id)
     assert pulled.returncode == 0, pulled.stderr
     assert "100.0%" in pulled.stdout and f"Downloaded {repo_id}" in pulled.stdout
-    (model,) = cache.list_local_models(hf_env.cache_dir)
+    (model,) = cache.cached_revisions(hf_env.cache_dir)
     assert _sha256(model.path / "model.safetensors") == _sha256(big_model / "model.safetensors")
 
     listed = mlxui(hf_env, tmp_path, "list", "--json")
@@ -189,7 +189,7 @@ def test_ctrl_c_keeps_the_bytes_and_the_next_pull_fetches_only_the_rest(
     assert again.returncode == 0, again.stderr
     total = sum(p.stat().st_size for p in big_model.iterdir())
     assert hub.bytes_served(repo_id) - served_before == total - on_disk  # nothing fetched twice
-    (model,) = cache.list_local_models(hf_env.cache_dir)
+    (model,) = cache.cached_revisions(hf_env.cache_dir)
     assert _sha256(model.path / "model.safetensors") == _sha256(big_model / "model.safetensors")
 
 
@@ -223,7 +223,7 @@ def test_gated_repo_asks_for_a_token(hf_env: HubEnv, model_dirs: ModelDirs, tmp_
         assert result.returncode == 1
         line = one_line_error(result)
         assert line.startswith(f"{repo_id} is gated") and "HF_TOKEN" in line
-    assert cache.list_local_models(hf_env.cache_dir) == []
+    assert cache.cached_revisions(hf_env.cache_dir) == []
 
 
 @pytest.mark.parametrize("command", ["pull", "rm"])

@@ -79,7 +79,7 @@ async def test_download_arrives_intact_and_every_hf_tool_sees_it(
     assert folder == revision.snapshot_path
     assert_same_files(folder, models["big"])
     assert os.readlink(folder / "model.safetensors").startswith("../../blobs/")  # relative, like HF's
-    [local] = [m for m in cache.list_local_models(hf_env.cache_dir) if m.repo_id == repo_id]
+    [local] = [m for m in cache.cached_revisions(hf_env.cache_dir) if m.repo_id == repo_id]
     assert local.complete and local.path == folder and local.refs == ("main",)
 
     row = await Download.get(repo_id=repo_id)
@@ -127,7 +127,7 @@ async def test_pause_then_resume_fetches_no_byte_twice(
         (LocalEntryNotFoundError, IncompleteSnapshotError)
     ):  # HF tools don't take half a model
         snapshot_download(repo_id, cache_dir=hf_env.cache_dir, local_files_only=True)
-    assert not next(m for m in cache.list_local_models(hf_env.cache_dir) if m.repo_id == repo_id).complete
+    assert not next(m for m in cache.cached_revisions(hf_env.cache_dir) if m.repo_id == repo_id).complete
     assert (await Download.get(repo_id=repo_id)).state == "paused"
 
     hf_env.hub.throttle_bps = None
@@ -304,11 +304,11 @@ async def test_forget_keeps_the_model_and_delete_model_removes_it(
 
     await manager.forget(kept)
     assert kept not in manager.downloads and not await Download.filter(repo_id=kept).exists()
-    assert {m.repo_id for m in cache.list_local_models(hf_env.cache_dir)} == {kept, deleted}
+    assert {m.repo_id for m in cache.cached_revisions(hf_env.cache_dir)} == {kept, deleted}
 
     hf_env.hub.throttle_bps = 1_000_000
     await manager.enqueue(deleted)  # done before: checks the Hub again, then the user deletes it
     freed = await manager.delete_model(deleted)
     assert freed > SMALL and deleted not in manager.downloads
-    assert {m.repo_id for m in cache.list_local_models(hf_env.cache_dir)} == {kept}
+    assert {m.repo_id for m in cache.cached_revisions(hf_env.cache_dir)} == {kept}
     assert changes[-2:] == [[deleted], []]

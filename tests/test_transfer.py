@@ -94,11 +94,11 @@ async def test_pull_refuses_when_the_disk_is_too_small(hf_env: HubEnv, repo_id: 
 
 async def test_delete_repo_frees_the_space_and_hf_no_longer_lists_it(hf_env: HubEnv, repo_id: str) -> None:
     await pull(repo_id, cache_dir=hf_env.cache_dir, endpoint=hf_env.endpoint)
-    assert [m.repo_id for m in cache.list_local_models(hf_env.cache_dir)] == [repo_id]
+    assert [m.repo_id for m in cache.cached_revisions(hf_env.cache_dir)] == [repo_id]
     freed = cache.delete_repo(hf_env.cache_dir, repo_id)
     assert freed > SIZE
     assert scan_cache_dir(hf_env.cache_dir).repos == frozenset()
-    assert cache.list_local_models(hf_env.cache_dir) == []
+    assert cache.cached_revisions(hf_env.cache_dir) == []
 
 
 async def test_cancelling_a_new_commit_keeps_the_complete_older_one(
@@ -124,7 +124,7 @@ async def test_cancelling_a_new_commit_keeps_the_complete_older_one(
     assert sha256(old / "config.json") == sha256(
         hf_env.hub.repo(repo_id).commits[old.name]["config.json"].source
     )
-    [local] = cache.list_local_models(hf_env.cache_dir)
+    [local] = cache.cached_revisions(hf_env.cache_dir)
     assert local.path == old and local.complete
 
 

@@ -121,7 +121,7 @@ def info_command(args: argparse.Namespace) -> int:
         raise CliError(f"{target} is not a folder", 1)
     else:
         repo_id = _hub_call(lambda: check_repo_id(target))
-        local = [m for m in cache.list_local_models(config.hf_cache) if m.repo_id == repo_id and m.complete]
+        local = [m for m in cache.cached_revisions(config.hf_cache) if m.repo_id == repo_id and m.complete]
         local.sort(key=lambda m: "main" not in m.refs)  # the snapshot main points at, if several
         if local and not args.remote:
             details = _hub_call(lambda: read_local_details(local[0].path, repo_id))

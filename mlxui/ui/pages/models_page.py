@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from huggingface_hub import get_token
 from nicegui import ui
 
+from mlxui.hub.cache import cached_revisions
 from mlxui.hub.capabilities import Capabilities
 from mlxui.hub.errors import GatedRepo, HubError
 from mlxui.hub.model_info import get_model_details
@@ -224,10 +225,8 @@ class ModelsPage:
             hooks.remove(self._download_finished)
 
     async def _refresh_local_ids(self) -> None:
-        from mlxui.hub.cache import list_local_models
-
-        models = await asyncio.to_thread(list_local_models, self.config.hf_cache)
-        self.local_repo_ids = {m.repo_id for m in models if m.complete}
+        revisions = await asyncio.to_thread(cached_revisions, self.config.hf_cache)
+        self.local_repo_ids = {r.repo_id for r in revisions if r.complete}
 
     def server_using(self, name: str, paths: list) -> str | None:
         """The running server that uses this model (deleting it is refused then), if any."""
