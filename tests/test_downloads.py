@@ -50,9 +50,9 @@ async def test_download_arrives_intact_and_every_hf_tool_sees_it(
     repo_id = add_repo("big")
     manager = manager_factory(publish_interval=0.0)
     finished_hook: list[str] = []
-    manager.add_done_hook(lambda st: finished_hook.append(st.repo_id))
+    manager.on_done(lambda st: finished_hook.append(st.repo_id))
     membership: list[list[str]] = []
-    manager.add_listener(lambda: membership.append(list(manager.downloads)))
+    manager.on_change(lambda: membership.append(list(manager.downloads)))
 
     st = await manager.enqueue(repo_id)
     seen: list[int] = []
@@ -253,7 +253,7 @@ async def test_restore_after_restart_continues_running_and_queued_downloads(
     before = len(weight_gets(hf_env.hub, running))
     second = manager_factory()
     changes: list[int] = []
-    second.add_listener(lambda: changes.append(len(second.downloads)))
+    second.on_change(lambda: changes.append(len(second.downloads)))
     await second.restore()
     assert list(second.downloads) == [running, queued, paused] and changes == [3]
     assert second.downloads[paused].state == "paused"
@@ -297,7 +297,7 @@ async def test_forget_keeps_the_model_and_delete_model_removes_it(
     kept, deleted = add_repo("small"), add_repo("small")
     manager = manager_factory()
     changes: list[list[str]] = []
-    manager.add_listener(lambda: changes.append(sorted(manager.downloads)))
+    manager.on_change(lambda: changes.append(sorted(manager.downloads)))
     for repo_id in (kept, deleted):
         await manager.enqueue(repo_id)
         await finished(manager, repo_id)
@@ -312,3 +312,25 @@ async def test_forget_keeps_the_model_and_delete_model_removes_it(
     assert freed > SMALL and deleted not in manager.downloads
     assert {m.repo_id for m in cache.cached_revisions(hf_env.cache_dir)} == {kept}
     assert changes[-2:] == [[deleted], []]
+
+
+async def test_unsubscribed_listeners_hear_nothing_and_the_others_still_do(
+    manager_factory: Callable[..., DownloadManager], add_repo: Callable[..., str]
+) -> None:
+    repo_id = add_repo("small")
+    manager = manager_factory()
+    gone: list[str] = []
+    kept: list[str] = []
+    stop_changes = manager.on_change(lambda: gone.append("change"))
+    stop_done = manager.on_done(lambda st: gone.append(f"done {st.repo_id}"))
+    manager.on_change(lambda: kept.append("change"))
+    manager.on_done(lambda st: kept.append(f"done {st.repo_id}"))
+    stop_changes()
+    stop_done()
+    stop_done()  # a page may unsubscribe twice (deleted, then its client gone): harmless
+
+    await manager.enqueue(repo_id)
+    assert (await finished(manager, repo_id)).state == "done"
+    await manager.forget(repo_id)
+    assert gone == []
+    assert kept == ["change", f"done {repo_id}", "change"]  # added, finished, forgotten

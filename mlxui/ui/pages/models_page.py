@@ -78,8 +78,7 @@ class ModelsPage:
                 with ui.tab_panel(local_tab).classes("p-0"):
                     self.local = LocalModels(self.config.hf_cache, self.downloads, in_use=self.server_using)
         panels.on_value_change(self._tab_changed)
-        self.downloads.add_done_hook(self._download_finished)
-        ui.context.client.on_delete(lambda: self._remove_hook())
+        ui.context.client.on_delete(self.downloads.on_done(self._download_finished))
         await self._refresh_local_ids()
         if tab == "local":
             self.toolbar.set_visibility(False)
@@ -218,11 +217,6 @@ class ModelsPage:
     async def _download_finished(self, _state) -> None:
         await self._refresh_local_ids()
         await self.local.refresh()
-
-    def _remove_hook(self) -> None:
-        hooks = self.downloads._done_hooks  # noqa: SLF001 - the manager has no public removal yet
-        if self._download_finished in hooks:
-            hooks.remove(self._download_finished)
 
     async def _refresh_local_ids(self) -> None:
         revisions = await asyncio.to_thread(cached_revisions, self.config.hf_cache)
