@@ -18,6 +18,7 @@ import pytest
 
 from mlxui.cli.models_commands import OFFLINE_LINE
 from mlxui.hub import cache
+from mlxui.hub.errors import gated_message
 from tests.harness.fakehub import FakeHub
 from tests.harness.fixtures_hub import HubEnv
 from tests.harness.fixtures_models import HubCache, ModelDirs
@@ -224,6 +225,26 @@ def test_gated_repo_asks_for_a_token(hf_env: HubEnv, model_dirs: ModelDirs, tmp_
         line = one_line_error(result)
         assert line.startswith(f"{repo_id} is gated") and "HF_TOKEN" in line
     assert cache.cached_revisions(hf_env.cache_dir) == []
+
+
+def test_a_gate_met_while_downloading_reads_the_same(
+    hf_env: HubEnv, model_dirs: ModelDirs, tmp_path: Path
+) -> None:
+    """The card was read with a token (the details are cached in MLXUI_HOME), so `pull` without one
+    meets the gate only in the download itself: one mapping, the same sentence as `info` says."""
+    repo_id = serve(hf_env.hub, model_dirs.plain, gated=True)
+    with_token = subprocess.run(
+        [sys.executable, "-m", "mlxui", "models", "info", repo_id],
+        env=cli_env(hf_env, tmp_path) | {"HF_TOKEN": hf_env.token},
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert with_token.returncode == 0, with_token.stderr
+    hf_env.hub.requests.clear()
+    result = mlxui(hf_env, tmp_path, "pull", repo_id)
+    assert result.returncode == 1
+    assert one_line_error(result) == gated_message(repo_id)
+    assert any("/resolve/" in r.path for r in hf_env.hub.requests), "the download itself met the gate"
+    assert hf_env.hub.bytes_served(repo_id) == 0
 
 
 @pytest.mark.parametrize("command", ["pull", "rm"])
