@@ -148,7 +148,17 @@ async def test_not_enough_disk_fails_clearly_and_keeps_the_partial_file(
 
 
 @pytest.mark.parametrize(
-    "bad", ["../etc/passwd", "org/../x", "a/b/c", "org/name with space", "", "org/", "/x"]
+    "bad",
+    [
+        "../etc/passwd",
+        "org/../x",
+        "a/b/c",
+        "org/name with space",
+        "",
+        "org/",
+        "/x",
+        "a" * 128 + "/" + "b" * 127,
+    ],
 )
 async def test_malformed_repo_ids_are_refused_before_anything(
     manager_factory: Callable[..., DownloadManager], hf_env: HubEnv, bad: str
