@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from mlxui.cli.app_pull import app_is_running, pull_through_app
 from mlxui.cli.common import CliError, human_bytes, print_json
-from mlxui.cli.progress_bar import ProgressBar
 from mlxui.config import Config, load_config
 
 if TYPE_CHECKING:
+    from mlxui.cli.progress_bar import ProgressBar
     from mlxui.hub.errors import HubError
 
 OFFLINE_LINE = "Hub unreachable — working offline; local models: mlxui models list"
@@ -168,6 +168,7 @@ def _print_details(d: dict[str, Any]) -> None:
 
 # ----- pull ---------------------------------------------------------------------------------------
 def pull_command(args: argparse.Namespace) -> int:
+    from mlxui.cli.progress_bar import ProgressBar  # tqdm: imported only when pulling
     from mlxui.hub.repo_id import check_repo_id
 
     config = load_config()
