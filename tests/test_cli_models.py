@@ -18,6 +18,7 @@ import pytest
 
 from mlxui.cli.models_commands import OFFLINE_LINE
 from mlxui.hub import cache
+from mlxui.hub.errors import gated_message
 from tests.harness.fakehub import FakeHub
 from tests.harness.fixtures_hub import HubEnv
 from tests.harness.fixtures_models import HubCache, ModelDirs
@@ -134,7 +135,7 @@ def test_pull_list_rm_round_trip(hf_env: HubEnv, big_model: Path, tmp_path: Path
     pulled = mlxui(hf_env, tmp_path, "pull", repo_id)
     assert pulled.returncode == 0, pulled.stderr
     assert "100.0%" in pulled.stdout and f"Downloaded {repo_id}" in pulled.stdout
-    (model,) = cache.list_local_models(hf_env.cache_dir)
+    (model,) = cache.cached_revisions(hf_env.cache_dir)
     assert _sha256(model.path / "model.safetensors") == _sha256(big_model / "model.safetensors")
 
     listed = mlxui(hf_env, tmp_path, "list", "--json")
@@ -189,7 +190,7 @@ def test_ctrl_c_keeps_the_bytes_and_the_next_pull_fetches_only_the_rest(
     assert again.returncode == 0, again.stderr
     total = sum(p.stat().st_size for p in big_model.iterdir())
     assert hub.bytes_served(repo_id) - served_before == total - on_disk  # nothing fetched twice
-    (model,) = cache.list_local_models(hf_env.cache_dir)
+    (model,) = cache.cached_revisions(hf_env.cache_dir)
     assert _sha256(model.path / "model.safetensors") == _sha256(big_model / "model.safetensors")
 
 
@@ -223,7 +224,27 @@ def test_gated_repo_asks_for_a_token(hf_env: HubEnv, model_dirs: ModelDirs, tmp_
         assert result.returncode == 1
         line = one_line_error(result)
         assert line.startswith(f"{repo_id} is gated") and "HF_TOKEN" in line
-    assert cache.list_local_models(hf_env.cache_dir) == []
+    assert cache.cached_revisions(hf_env.cache_dir) == []
+
+
+def test_a_gate_met_while_downloading_reads_the_same(
+    hf_env: HubEnv, model_dirs: ModelDirs, tmp_path: Path
+) -> None:
+    """The card was read with a token (the details are cached in MLXUI_HOME), so `pull` without one
+    meets the gate only in the download itself: one mapping, the same sentence as `info` says."""
+    repo_id = serve(hf_env.hub, model_dirs.plain, gated=True)
+    with_token = subprocess.run(
+        [sys.executable, "-m", "mlxui", "models", "info", repo_id],
+        env=cli_env(hf_env, tmp_path) | {"HF_TOKEN": hf_env.token},
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert with_token.returncode == 0, with_token.stderr
+    hf_env.hub.requests.clear()
+    result = mlxui(hf_env, tmp_path, "pull", repo_id)
+    assert result.returncode == 1
+    assert one_line_error(result) == gated_message(repo_id)
+    assert any("/resolve/" in r.path for r in hf_env.hub.requests), "the download itself met the gate"
+    assert hf_env.hub.bytes_served(repo_id) == 0
 
 
 @pytest.mark.parametrize("command", ["pull", "rm"])

@@ -14,7 +14,7 @@ from nicegui import binding
 from mlxui.db.models import Download
 from mlxui.hub import cache
 from mlxui.hub.downloads import DownloadManager
-from mlxui.hub.transfer import DownloadError
+from mlxui.hub.errors import BadRepoId
 from tests.harness.downloads import (
     MEDIUM,
     Recorder,
@@ -148,13 +148,23 @@ async def test_not_enough_disk_fails_clearly_and_keeps_the_partial_file(
 
 
 @pytest.mark.parametrize(
-    "bad", ["../etc/passwd", "org/../x", "a/b/c", "org/name with space", "", "org/", "/x"]
+    "bad",
+    [
+        "../etc/passwd",
+        "org/../x",
+        "a/b/c",
+        "org/name with space",
+        "",
+        "org/",
+        "/x",
+        "a" * 128 + "/" + "b" * 127,
+    ],
 )
 async def test_malformed_repo_ids_are_refused_before_anything(
     manager_factory: Callable[..., DownloadManager], hf_env: HubEnv, bad: str
 ) -> None:
     manager = manager_factory()
-    with pytest.raises(DownloadError, match="is not a model id"):
+    with pytest.raises(BadRepoId, match="is not a model id"):
         await manager.enqueue(bad)
     assert manager.downloads == {} and hf_env.hub.requests == []
     assert list(hf_env.cache_dir.iterdir()) == []

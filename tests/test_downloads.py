@@ -50,9 +50,9 @@ async def test_download_arrives_intact_and_every_hf_tool_sees_it(
     repo_id = add_repo("big")
     manager = manager_factory(publish_interval=0.0)
     finished_hook: list[str] = []
-    manager.add_done_hook(lambda st: finished_hook.append(st.repo_id))
+    manager.on_done(lambda st: finished_hook.append(st.repo_id))
     membership: list[list[str]] = []
-    manager.add_listener(lambda: membership.append(list(manager.downloads)))
+    manager.on_change(lambda: membership.append(list(manager.downloads)))
 
     st = await manager.enqueue(repo_id)
     seen: list[int] = []
@@ -79,7 +79,7 @@ async def test_download_arrives_intact_and_every_hf_tool_sees_it(
     assert folder == revision.snapshot_path
     assert_same_files(folder, models["big"])
     assert os.readlink(folder / "model.safetensors").startswith("../../blobs/")  # relative, like HF's
-    [local] = [m for m in cache.list_local_models(hf_env.cache_dir) if m.repo_id == repo_id]
+    [local] = [m for m in cache.cached_revisions(hf_env.cache_dir) if m.repo_id == repo_id]
     assert local.complete and local.path == folder and local.refs == ("main",)
 
     row = await Download.get(repo_id=repo_id)
@@ -127,7 +127,7 @@ async def test_pause_then_resume_fetches_no_byte_twice(
         (LocalEntryNotFoundError, IncompleteSnapshotError)
     ):  # HF tools don't take half a model
         snapshot_download(repo_id, cache_dir=hf_env.cache_dir, local_files_only=True)
-    assert not next(m for m in cache.list_local_models(hf_env.cache_dir) if m.repo_id == repo_id).complete
+    assert not next(m for m in cache.cached_revisions(hf_env.cache_dir) if m.repo_id == repo_id).complete
     assert (await Download.get(repo_id=repo_id)).state == "paused"
 
     hf_env.hub.throttle_bps = None
@@ -253,7 +253,7 @@ async def test_restore_after_restart_continues_running_and_queued_downloads(
     before = len(weight_gets(hf_env.hub, running))
     second = manager_factory()
     changes: list[int] = []
-    second.add_listener(lambda: changes.append(len(second.downloads)))
+    second.on_change(lambda: changes.append(len(second.downloads)))
     await second.restore()
     assert list(second.downloads) == [running, queued, paused] and changes == [3]
     assert second.downloads[paused].state == "paused"
@@ -297,18 +297,40 @@ async def test_forget_keeps_the_model_and_delete_model_removes_it(
     kept, deleted = add_repo("small"), add_repo("small")
     manager = manager_factory()
     changes: list[list[str]] = []
-    manager.add_listener(lambda: changes.append(sorted(manager.downloads)))
+    manager.on_change(lambda: changes.append(sorted(manager.downloads)))
     for repo_id in (kept, deleted):
         await manager.enqueue(repo_id)
         await finished(manager, repo_id)
 
     await manager.forget(kept)
     assert kept not in manager.downloads and not await Download.filter(repo_id=kept).exists()
-    assert {m.repo_id for m in cache.list_local_models(hf_env.cache_dir)} == {kept, deleted}
+    assert {m.repo_id for m in cache.cached_revisions(hf_env.cache_dir)} == {kept, deleted}
 
     hf_env.hub.throttle_bps = 1_000_000
     await manager.enqueue(deleted)  # done before: checks the Hub again, then the user deletes it
     freed = await manager.delete_model(deleted)
     assert freed > SMALL and deleted not in manager.downloads
-    assert {m.repo_id for m in cache.list_local_models(hf_env.cache_dir)} == {kept}
+    assert {m.repo_id for m in cache.cached_revisions(hf_env.cache_dir)} == {kept}
     assert changes[-2:] == [[deleted], []]
+
+
+async def test_unsubscribed_listeners_hear_nothing_and_the_others_still_do(
+    manager_factory: Callable[..., DownloadManager], add_repo: Callable[..., str]
+) -> None:
+    repo_id = add_repo("small")
+    manager = manager_factory()
+    gone: list[str] = []
+    kept: list[str] = []
+    stop_changes = manager.on_change(lambda: gone.append("change"))
+    stop_done = manager.on_done(lambda st: gone.append(f"done {st.repo_id}"))
+    manager.on_change(lambda: kept.append("change"))
+    manager.on_done(lambda st: kept.append(f"done {st.repo_id}"))
+    stop_changes()
+    stop_done()
+    stop_done()  # a page may unsubscribe twice (deleted, then its client gone): harmless
+
+    await manager.enqueue(repo_id)
+    assert (await finished(manager, repo_id)).state == "done"
+    await manager.forget(repo_id)
+    assert gone == []
+    assert kept == ["change", f"done {repo_id}", "change"]  # added, finished, forgotten

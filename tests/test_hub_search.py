@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from mlxui.hub.search import BadQuery, HubUnavailable, search_models
+from mlxui.hub.errors import BadQuery, HubUnavailable
+from mlxui.hub.search import search_models
 from tests.harness.fakehub import FakeHub
 from tests.harness.fixtures_hub import HubEnv
 

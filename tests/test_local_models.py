@@ -22,7 +22,6 @@ from mlxui.hub.local import (
     local_folders,
     recorded_server_using,
     remove_local_folder,
-    scan_local_models,
 )
 from tests.harness.fixtures_models import HUB_REPOS, HubCache, ModelDirs
 from tests.harness.models import as_hf_cache_repo
@@ -44,8 +43,8 @@ def own_cache(model_dirs: ModelDirs, tmp_path: Path) -> Path:
     return cache_dir
 
 
-def test_every_cached_model_is_listed_with_its_capabilities(hub_cache: HubCache) -> None:
-    entries = {e.repo_id: e for e in scan_local_models(hub_cache.cache_dir, [])}
+async def test_every_cached_model_is_listed_with_its_capabilities(hub_cache: HubCache) -> None:
+    entries = {e.repo_id: e for e in await list_local_models(hub_cache.cache_dir, folders=[])}
     assert set(entries) == set(hub_cache.repos.values())
     think, vlm = entries[HUB_REPOS["think_tokens"]], entries[HUB_REPOS["vlm"]]
     assert think.capabilities.thinking and not think.capabilities.vision
@@ -63,7 +62,7 @@ def _name(repo_id: str | None) -> str:
 
 
 async def test_an_unfinished_download_is_not_a_local_model(own_cache: Path) -> None:
-    (plain,) = [m for m in cache.list_local_models(own_cache) if m.repo_id == HUB_REPOS["plain"]]
+    (plain,) = [m for m in cache.cached_revisions(own_cache) if m.repo_id == HUB_REPOS["plain"]]
     listing = {p.name: {"size": p.stat().st_size, "blob_id": "0" * 40} for p in plain.path.iterdir()}
     listing["model-00002-of-00002.safetensors"] = {"size": 10, "blob_id": "1" * 40}
     cache.write_tree_listing(own_cache, plain.repo_id, plain.commit, listing)

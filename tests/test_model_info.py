@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from mlxui.db import close_db, init_db
-from mlxui.hub.cache import list_local_models
+from mlxui.hub.cache import cached_revisions
+from mlxui.hub.errors import BadRepoId, GatedRepo, HubUnavailable, RepoNotFound
 from mlxui.hub.model_info import (
     cached_capabilities,
     get_capabilities,
     get_model_details,
     read_local_details,
 )
-from mlxui.hub.search import BadRepoId, GatedRepo, HubUnavailable, RepoNotFound
 from tests.harness.fakehub import FakeHub
 from tests.harness.fixtures_hub import HubEnv
 from tests.harness.fixtures_models import HubCache, ModelDirs
@@ -75,7 +75,7 @@ async def test_only_small_files_are_fetched_and_the_hf_cache_stays_clean(
     weights = next(f for f in details.files if f.path == "model.safetensors")
     assert weights.size == (model_dirs.vlm / "model.safetensors").stat().st_size
     # a card's small files must not look like a half-downloaded model in the Local list
-    assert list_local_models(hf_env.cache_dir) == []
+    assert cached_revisions(hf_env.cache_dir) == []
 
 
 async def test_second_look_asks_the_hub_nothing(hf_env: HubEnv, model_dirs: ModelDirs, db: Path) -> None:

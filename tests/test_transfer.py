@@ -13,8 +13,9 @@ import pytest
 from huggingface_hub import scan_cache_dir, snapshot_download
 
 from mlxui.hub import cache
+from mlxui.hub.errors import BadRepoId, DownloadError
 from mlxui.hub.pull import RetryPolicy, pull
-from mlxui.hub.transfer import DownloadError, validate_repo_id, validate_revision
+from mlxui.hub.repo_id import check_repo_id, check_revision
 from tests.harness.fixtures_hub import HubEnv
 
 SIZE = 3 * 1024 * 1024 + 11
@@ -93,11 +94,11 @@ async def test_pull_refuses_when_the_disk_is_too_small(hf_env: HubEnv, repo_id: 
 
 async def test_delete_repo_frees_the_space_and_hf_no_longer_lists_it(hf_env: HubEnv, repo_id: str) -> None:
     await pull(repo_id, cache_dir=hf_env.cache_dir, endpoint=hf_env.endpoint)
-    assert [m.repo_id for m in cache.list_local_models(hf_env.cache_dir)] == [repo_id]
+    assert [m.repo_id for m in cache.cached_revisions(hf_env.cache_dir)] == [repo_id]
     freed = cache.delete_repo(hf_env.cache_dir, repo_id)
     assert freed > SIZE
     assert scan_cache_dir(hf_env.cache_dir).repos == frozenset()
-    assert cache.list_local_models(hf_env.cache_dir) == []
+    assert cache.cached_revisions(hf_env.cache_dir) == []
 
 
 async def test_cancelling_a_new_commit_keeps_the_complete_older_one(
@@ -123,7 +124,7 @@ async def test_cancelling_a_new_commit_keeps_the_complete_older_one(
     assert sha256(old / "config.json") == sha256(
         hf_env.hub.repo(repo_id).commits[old.name]["config.json"].source
     )
-    [local] = cache.list_local_models(hf_env.cache_dir)
+    [local] = cache.cached_revisions(hf_env.cache_dir)
     assert local.path == old and local.complete
 
 
@@ -140,11 +141,11 @@ def test_etags_that_are_not_plain_digests_are_refused(tmp_path: Path, etag: str)
 
 
 def test_ids_and_revisions() -> None:
-    assert validate_repo_id("  mlx-community/Qwen3-0.6B-4bit ") == "mlx-community/Qwen3-0.6B-4bit"
+    assert check_repo_id("  mlx-community/Qwen3-0.6B-4bit ") == "mlx-community/Qwen3-0.6B-4bit"
     for bad in ("org/na..me", "org/-x", "org--x/y", "org/x.git", "x"):
-        with pytest.raises(DownloadError):
-            validate_repo_id(bad)
-    assert validate_revision("refs/pr/1") == "refs/pr/1"
+        with pytest.raises(BadRepoId):
+            check_repo_id(bad)
+    assert check_revision("refs/pr/1") == "refs/pr/1"
     for bad in ("../main", "a/../b", "/main", "main/", "a b"):
-        with pytest.raises(DownloadError, match="is not a revision"):
-            validate_revision(bad)
+        with pytest.raises(BadRepoId, match="is not a revision"):
+            check_revision(bad)

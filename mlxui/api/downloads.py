@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from mlxui.api.common import ApiError, services_ready
-from mlxui.hub.transfer import DownloadError
+from mlxui.hub.errors import HubError
 from mlxui.services import Services, download_status, download_statuses
 
 ACTIONS = ("pause", "resume", "retry", "cancel")
@@ -40,7 +40,7 @@ def downloads_router(services: Services) -> APIRouter:
     async def start(wanted: DownloadRequest) -> JSONResponse:
         try:
             st = await manager.enqueue(wanted.repo_id, wanted.revision)
-        except DownloadError as exc:
+        except HubError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
         return JSONResponse(download_status(st), status_code=202)
 
@@ -52,7 +52,7 @@ def downloads_router(services: Services) -> APIRouter:
             raise ApiError(404, "not_found", f"There is no download of {repo_id}.")
         try:
             st = await getattr(manager, action)(repo_id)
-        except DownloadError as exc:
+        except HubError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
         return download_status(st)
 

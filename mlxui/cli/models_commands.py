@@ -14,12 +14,15 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlxui.cli.app_pull import app_is_running, pull_through_app
 from mlxui.cli.common import CliError, human_bytes, print_json
-from mlxui.cli.progress_bar import ProgressBar
 from mlxui.config import Config, load_config
+
+if TYPE_CHECKING:
+    from mlxui.cli.progress_bar import ProgressBar
+    from mlxui.hub.errors import HubError
 
 OFFLINE_LINE = "Hub unreachable — working offline; local models: mlxui models list"
 FIT_WORDS = {"fits": "fits", "tight": "tight", "wont_fit": "WON'T FIT in this machine's memory"}
@@ -106,7 +109,8 @@ def search_command(args: argparse.Namespace) -> int:
 # ----- info ---------------------------------------------------------------------------------------
 def info_command(args: argparse.Namespace) -> int:
     from mlxui.hub import cache
-    from mlxui.hub.model_info import read_local_details, validate_repo_id
+    from mlxui.hub.model_info import read_local_details
+    from mlxui.hub.repo_id import check_repo_id
 
     config = load_config()
     target = args.model.strip()
@@ -116,8 +120,8 @@ def info_command(args: argparse.Namespace) -> int:
     elif target.startswith(("/", ".", "~")):
         raise CliError(f"{target} is not a folder", 1)
     else:
-        repo_id = _hub_call(lambda: validate_repo_id(target), exit_code=2)
-        local = [m for m in cache.list_local_models(config.hf_cache) if m.repo_id == repo_id and m.complete]
+        repo_id = _hub_call(lambda: check_repo_id(target))
+        local = [m for m in cache.cached_revisions(config.hf_cache) if m.repo_id == repo_id and m.complete]
         local.sort(key=lambda m: "main" not in m.refs)  # the snapshot main points at, if several
         if local and not args.remote:
             details = _hub_call(lambda: read_local_details(local[0].path, repo_id))
@@ -164,10 +168,11 @@ def _print_details(d: dict[str, Any]) -> None:
 
 # ----- pull ---------------------------------------------------------------------------------------
 def pull_command(args: argparse.Namespace) -> int:
-    from mlxui.hub.model_info import validate_repo_id
+    from mlxui.cli.progress_bar import ProgressBar  # tqdm: imported only when pulling
+    from mlxui.hub.repo_id import check_repo_id
 
     config = load_config()
-    repo_id = _hub_call(lambda: validate_repo_id(args.repo), exit_code=2)
+    repo_id = _hub_call(lambda: check_repo_id(args.repo))
     bar = ProgressBar(repo_id, sys.stdout)
     if not args.direct and app_is_running(config):
         asyncio.run(_check_repo(config, repo_id))  # gated, missing, too big: said before anything starts
@@ -192,9 +197,8 @@ def pull_command(args: argparse.Namespace) -> int:
 
 
 async def _pull(config: Config, repo_id: str, revision: str, bar: ProgressBar) -> Path:
-    from mlxui.hub import transfer
+    from mlxui.hub.errors import HubError
     from mlxui.hub.pull import pull
-    from mlxui.hub.search import gated_message
 
     await _check_repo(config, repo_id)
     try:
@@ -205,17 +209,16 @@ async def _pull(config: Config, repo_id: str, revision: str, bar: ProgressBar) -
             endpoint=config.hf_endpoint,
             on_progress=bar.update,
         )
-    except transfer.DownloadError as exc:
+    except HubError as exc:
         bar.interrupted()
-        message = gated_message(repo_id) if exc.message == transfer.gated_message(repo_id) else exc.message
-        raise CliError(message, 1) from exc
+        raise _cli_error(exc) from exc
 
 
 async def _check_repo(config: Config, repo_id: str) -> None:
     """The small files first: a missing or gated repo fails in a second, before any weight; a model
     too big for this machine gets a warning."""
+    from mlxui.hub.errors import HubError
     from mlxui.hub.model_info import get_model_details
-    from mlxui.hub.search import HubError
 
     async with _database(config) as db_ok:
         try:  # the small files first: a missing or gated repo fails in a second, before any weight
@@ -269,10 +272,10 @@ def list_command(args: argparse.Namespace) -> int:
 def rm_command(args: argparse.Namespace) -> int:
     from mlxui.hub import cache
     from mlxui.hub.local import LocalModelError, delete_cached_model, recorded_server_using
-    from mlxui.hub.model_info import validate_repo_id
+    from mlxui.hub.repo_id import check_repo_id
 
     config = load_config()
-    repo_id = _hub_call(lambda: validate_repo_id(args.repo), exit_code=2)
+    repo_id = _hub_call(lambda: check_repo_id(args.repo))
     folder = cache.repo_dir(config.hf_cache, repo_id)
     if not folder.exists():
         raise CliError(f"{repo_id} is not downloaded (see `mlxui models list`)", 1)
@@ -327,20 +330,20 @@ async def _database(config: Config, *, create: bool = True) -> AsyncIterator[boo
         await close_db()
 
 
-def _hub_call(call: Any, *, exit_code: int = 1) -> Any:
+def _hub_call(call: Any) -> Any:
     """Run `call`, turning a HubError into a one-line CliError."""
-    from mlxui.hub.search import HubError
+    from mlxui.hub.errors import HubError
 
     try:
         return call()
     except HubError as exc:
-        raise _cli_error(exc, exit_code) from exc
+        raise _cli_error(exc) from exc
 
 
-def _cli_error(exc: Exception, exit_code: int = 1) -> CliError:
-    from mlxui.hub.search import BadQuery, BadRepoId, HubUnavailable
+def _cli_error(exc: HubError) -> CliError:
+    """A HubError as the CLI says it: its sentence; exit 2 for a bad argument, else 1."""
+    from mlxui.hub.errors import BadQuery, BadRepoId, HubUnavailable
 
     if isinstance(exc, HubUnavailable):
         return CliError(f"{OFFLINE_LINE} ({exc.message})", 1)
-    code = 2 if isinstance(exc, (BadRepoId, BadQuery)) else exit_code
-    return CliError(getattr(exc, "message", str(exc)), code)
+    return CliError(exc.message, 2 if isinstance(exc, (BadRepoId, BadQuery)) else 1)

@@ -1,69 +1,93 @@
-"""The download progress line of `mlxui models pull`: bytes, speed and ETA."""
+"""The download progress of `mlxui models pull`, drawn by tqdm: redrawn in place on a terminal,
+a line every few seconds otherwise (a pipe or a log file gets lines, never carriage returns)."""
 
 from __future__ import annotations
 
-import time
 from typing import IO, Any
 
-from mlxui.format import human_bytes
+from tqdm import tqdm
+
+_TTY_FORMAT = (
+    "{desc}: {percentage:5.1f}%|{bar:24}| {n_fmt}B / {total_fmt}B  {rate_fmt}  ETA {remaining}{postfix}"
+)
+_LINE_FORMAT = "{desc}: {percentage:5.1f}% {n_fmt}B / {total_fmt}B  {rate_fmt}  ETA {remaining}"
+
+
+class _Bar(tqdm):
+    # No monitor thread: it only wakes bars that are updated rarely, and these are updated per chunk.
+    monitor_interval = 0
+
+
+class _Lines(_Bar):
+    """tqdm without a terminal: each refresh (at most every `mininterval` s) is a line of its own."""
+
+    def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+        if msg is None:  # a refresh; msg="" is tqdm wiping the bar, which lines never need
+            self.fp.write(f"{self}\n")
+            self.fp.flush()
+            return True
+        return False
+
+    def clear(self, nolock: bool = False) -> None:
+        """Lines already written stay (tqdm.write calls this before printing a note)."""
 
 
 class ProgressBar:
-    """Bytes, speed and ETA: redrawn in place (\\r) on a terminal, a line every `interval` s otherwise."""
+    """Follows a download's progress (`bytes_done`, `bytes_total`, `current_file`, `note`: a
+    `pull.Progress` or a row of /api/downloads) with a tqdm bar, made once the size is known."""
 
     def __init__(self, repo_id: str, out: IO[str], *, interval: float = 2.0) -> None:
-        from mlxui.hub.pull import SpeedMeter
-
         self.repo_id, self.out, self.interval = repo_id, out, interval
         self.tty = out.isatty()
-        self.meter = SpeedMeter(half_life=2.0, interval=0.5)
         self.bytes_done = self.bytes_total = 0
-        self.drawn_at = 0.0
         self.note = ""
-        self.dirty = False  # a \r line is on screen
+        self.bar: tqdm | None = None
 
     def update(self, progress: Any) -> None:
         self.bytes_done, self.bytes_total = progress.bytes_done, progress.bytes_total
-        speed = self.meter.update(progress.bytes_done)
         if progress.note and progress.note != self.note:
-            self._line(f"  {progress.note}")
+            self._say(f"  {progress.note}")  # e.g. "The connection to the Hub dropped. Retrying in 2 s ..."
         self.note = progress.note
-        now = time.monotonic()
-        if now - self.drawn_at < (0.1 if self.tty else self.interval) or not self.bytes_total:
+        if not self.bytes_total:
             return
-        self.drawn_at = now
-        eta = self.meter.eta(self.bytes_total - self.bytes_done)
-        text = (
-            f"{100 * self.bytes_done / self.bytes_total:5.1f}% {human_bytes(self.bytes_done)} / "
-            f"{human_bytes(self.bytes_total)}  {human_bytes(speed)}/s  ETA {_duration(eta)}"
-        )
+        bar = self._bar()
+        bar.total = self.bytes_total  # a retry may plan a newer commit of another size
         if self.tty:
-            filled = int(24 * self.bytes_done / self.bytes_total)
-            file = progress.current_file[-32:]
-            self.out.write(f"\r[{'#' * filled}{'.' * (24 - filled)}] {text}  {file}\x1b[K")
-            self.out.flush()
-            self.dirty = True
-        else:
-            print(f"{self.repo_id}: {text}", file=self.out, flush=True)
+            bar.set_postfix_str(progress.current_file[-32:], refresh=False)
+        bar.update(self.bytes_done - bar.n)  # negative when a corrupted partial file is thrown away
 
     def finish(self) -> None:
-        total = human_bytes(self.bytes_total)
-        self._line(f"{self.repo_id}: 100.0% {total} / {total}")
+        """The download is complete: show it at 100 % and end the bar's line."""
+        bar = self._bar()
+        bar.update(bar.total - bar.n)
+        if bar.last_print_n != bar.n:  # the end is not drawn yet (updates draw at most every interval)
+            bar.refresh()
+        self._close()
 
     def interrupted(self) -> None:
-        if self.dirty:
-            self.out.write("\n")
-            self.out.flush()
-            self.dirty = False
+        """The download stopped early (failed, Ctrl-C): keep what is shown and end its line."""
+        self._close()
 
-    def _line(self, text: str) -> None:
-        self.interrupted()
-        print(text, file=self.out, flush=True)
+    def _bar(self) -> tqdm:
+        if self.bar is None:
+            kind, layout, every = (
+                (_Bar, _TTY_FORMAT, 0.1) if self.tty else (_Lines, _LINE_FORMAT, self.interval)
+            )
+            self.bar = kind(
+                total=self.bytes_total, initial=self.bytes_done, desc=self.repo_id, file=self.out,
+                unit="B", unit_scale=True, bar_format=layout, mininterval=every,
+                miniters=0,  # refresh by time only, so a stalled download still shows its falling speed
+                leave=self.tty, dynamic_ncols=self.tty,
+            )  # fmt: skip
+        return self.bar
 
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+    def _say(self, text: str) -> None:
+        if self.bar is None:
+            print(text, file=self.out, flush=True)
+        else:
+            type(self.bar).write(text, file=self.out)  # clears a redrawn bar, prints, redraws it

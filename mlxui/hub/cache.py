@@ -37,8 +37,9 @@ _OUR_PARTIAL = re.compile(r"[0-9A-Za-z_-]{16,128}\.incomplete")
 
 
 @dataclass(frozen=True)
-class LocalModel:
-    """One cached revision of a model, as the Local list shows it."""
+class CachedRevision:
+    """One revision (commit) of a repo in the cache, as `scan_cache_dir` sees it: no file is read.
+    The models the user sees (with capabilities and added folders) come from `local.list_local_models`."""
 
     repo_id: str
     commit: str
@@ -168,7 +169,7 @@ def snapshot_complete(cache_dir: Path, repo_id: str, commit: str) -> bool:
     return names is None or all(pointer_path(cache_dir, repo_id, commit, n).exists() for n in names)
 
 
-def list_local_models(cache_dir: Path) -> list[LocalModel]:
+def cached_revisions(cache_dir: Path) -> list[CachedRevision]:
     """Every cached model revision, newest first, found by huggingface_hub's `scan_cache_dir`."""
     if not Path(cache_dir).is_dir():
         return []
@@ -182,7 +183,7 @@ def list_local_models(cache_dir: Path) -> list[LocalModel]:
             continue
         for rev in repo.revisions:
             models.append(
-                LocalModel(
+                CachedRevision(
                     repo_id=repo.repo_id,
                     commit=rev.commit_hash,
                     refs=tuple(sorted(rev.refs)),

@@ -13,26 +13,31 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from mlxui.hub import cache
+from mlxui.hub.errors import DownloadError, HubError
 from mlxui.hub.pull import DiskFree, Progress, RetryPolicy, SpeedMeter, default_disk_free, download_repo
-from mlxui.hub.transfer import DownloadError, Hub, validate_repo_id, validate_revision
+from mlxui.hub.repo_id import check_repo_id, check_revision
+from mlxui.hub.transfer import Hub
 from mlxui.state import ACTIVE_PHASES, DownloadState
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[], None]
 DoneHook = Callable[[DownloadState], Awaitable[None] | None]
+T = TypeVar("T")
 
 
 class DownloadManager:
     """The app's downloads: a FIFO queue, `concurrency` repos at a time, one task per repo.
 
-    Progress reaches the UI through each `DownloadState` (bindable); `add_listener` callbacks run
-    when downloads are added or forgotten; `add_done_hook` callbacks get the state of each finished
-    download (so the Local list can refresh at once). With `db=True` every download has a
-    `Download` row (written on each state change and at most every `db_interval` s while moving),
-    which `restore()` reads at start-up. Call `shutdown()` before closing the database.
+    Progress reaches the UI through each `DownloadState` (bindable); `on_change` callbacks run
+    when downloads are added or forgotten; `on_done` callbacks get the state of each finished
+    download (so the Local list can refresh at once); both return a function that unsubscribes.
+    With `db=True` every download has a `Download` row (written on each state change and at most
+    every `db_interval` s while moving), which `restore()` reads at start-up. Call `shutdown()`
+    before closing the database.
     """
 
     def __init__(
@@ -67,20 +72,24 @@ class DownloadManager:
         self._done_hooks: list[DoneHook] = []
 
     # ----- what the UI and the app call --------------------------------------------------------
-    def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+    def on_change(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener()` when a download is added or forgotten (not on progress: that is bound).
 
-    def remove_listener(self, listener: Listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        Returns a function that unsubscribes (call it when the component is deleted).
+        """
+        return _subscribe(self._listeners, listener)
 
-    def add_done_hook(self, hook: DoneHook) -> None:
-        self._done_hooks.append(hook)
+    def on_done(self, hook: DoneHook) -> Callable[[], None]:
+        """Call `hook(state)` (may be async) when a download finishes.
+
+        Returns a function that unsubscribes.
+        """
+        return _subscribe(self._done_hooks, hook)
 
     async def enqueue(self, repo_id: str, revision: str = "main") -> DownloadState:
-        """Queue a download (raises DownloadError for a malformed id). Already running: no-op.
+        """Queue a download (raises BadRepoId for a malformed id or revision). Already running: no-op.
         Paused or failed: continues from the bytes on disk. Done: looks for a newer commit."""
-        repo_id, revision = validate_repo_id(repo_id), validate_revision(revision)
+        repo_id, revision = check_repo_id(repo_id), check_revision(revision)
         st = self.downloads.get(repo_id)
         if st is not None and self._running(repo_id):
             return st
@@ -164,8 +173,8 @@ class DownloadManager:
             )  # fmt: skip
             self.downloads[row.repo_id] = st
             try:
-                validate_repo_id(row.repo_id), validate_revision(row.revision)
-            except DownloadError as exc:
+                check_repo_id(row.repo_id), check_revision(row.revision)
+            except HubError as exc:
                 st.state, st.error = "failed", exc.message
                 continue
             if st.state in ACTIVE_PHASES:
@@ -202,7 +211,7 @@ class DownloadManager:
                     st.repo_id, st.revision, cache_dir=self.cache_dir, hub=hub, commit=st.commit,
                     policy=self.policy, disk_free=self.disk_free, on_progress=publisher.on_progress,
                 )  # fmt: skip
-        except DownloadError as exc:
+        except HubError as exc:
             st.error = exc.message
             await self._set_phase(st, "failed")
             return
@@ -284,6 +293,17 @@ class DownloadManager:
         from mlxui.db.models import Download
 
         await Download.filter(repo_id=repo_id).delete()
+
+
+def _subscribe(callbacks: list[T], callback: T) -> Callable[[], None]:
+    """Add `callback` to `callbacks`; the returned function takes it out again (twice is harmless)."""
+    callbacks.append(callback)
+
+    def unsubscribe() -> None:
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+    return unsubscribe
 
 
 class _Publisher:

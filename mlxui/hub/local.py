@@ -20,9 +20,9 @@ import psutil
 
 from mlxui.hub import cache
 from mlxui.hub.capabilities import Capabilities, read_local_capabilities
+from mlxui.hub.errors import BadRepoId
 from mlxui.hub.memory import Fit, MemoryEstimate, fit_on_this_machine
-from mlxui.hub.model_info import validate_repo_id
-from mlxui.hub.search import BadRepoId
+from mlxui.hub.repo_id import check_repo_id
 
 if TYPE_CHECKING:
     from mlxui.hub.downloads import DownloadManager
@@ -86,21 +86,17 @@ class LocalEntry:
 async def list_local_models(
     cache_dir: Path, *, folders: list[Path] | None = None, include_incomplete: bool = False
 ) -> list[LocalEntry]:
-    """Cached models (newest first), then added folders. `folders=None` reads the setting (needs
-    the database); pass a list (e.g. []) when no database is open."""
+    """The models on this machine: cached ones (newest first), then added folders. `folders=None`
+    reads the setting (needs the database); pass a list (e.g. []) when no database is open.
+    Reading each model's small files happens in a worker thread."""
     if folders is None:
         folders = await local_folders()
-    return await asyncio.to_thread(
-        scan_local_models, cache_dir, folders, include_incomplete=include_incomplete
-    )
+    return await asyncio.to_thread(_scan, cache_dir, folders, include_incomplete)
 
 
-def scan_local_models(
-    cache_dir: Path, folders: list[Path], *, include_incomplete: bool = False
-) -> list[LocalEntry]:
-    """`list_local_models` without the database, blocking (reads each model's small files)."""
+def _scan(cache_dir: Path, folders: list[Path], include_incomplete: bool) -> list[LocalEntry]:
     entries = []
-    for model in cache.list_local_models(Path(cache_dir)):
+    for model in cache.cached_revisions(Path(cache_dir)):
         if not model.complete and not include_incomplete:
             continue
         caps = read_local_capabilities(model.path, repo_id=model.repo_id)
@@ -196,7 +192,7 @@ async def delete_cached_model(
     the app's `downloads` manager, a download of it is stopped and forgotten first.
     """
     try:
-        repo_id = validate_repo_id(repo_id)
+        repo_id = check_repo_id(repo_id)
     except BadRepoId as exc:
         raise LocalModelError(exc.message) from exc
     folder = cache.repo_dir(Path(cache_dir), repo_id)

@@ -22,18 +22,12 @@ from huggingface_hub.errors import RemoteEntryNotFoundError
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
 from mlxui import __version__
-from mlxui.hub import transfer
 from mlxui.hub.capabilities import SMALL_FILES, Capabilities, parse_capabilities, read_local_capabilities
 from mlxui.hub.capability_rules import SENTENCE_TRANSFORMERS_FILES
+from mlxui.hub.errors import HUB_ERRORS, HubError, hub_error
 from mlxui.hub.memory import Fit, MemoryEstimate, fit_on_this_machine
-from mlxui.hub.search import (
-    CONNECT_TIMEOUT_S,
-    HUB_CALL_ERRORS,
-    READ_TIMEOUT_S,
-    BadRepoId,
-    HubError,
-    describe_hub_error,
-)
+from mlxui.hub.repo_id import check_repo_id
+from mlxui.hub.search import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 
 CACHE_VERSION = 1  # bump when the cached shape or the capability rules change: rows refetch
 CACHE_MAX_AGE = timedelta(days=1)  # a row is trusted this long when the caller knows no sha
@@ -105,15 +99,6 @@ class ModelDetails:
         return out
 
 
-def validate_repo_id(repo_id: str) -> str:
-    """`org/name` (each part [A-Za-z0-9._-], at most 96 long, no `..`); raises BadRepoId.
-    The one rule of the download manager (transfer.validate_repo_id), as a HubError."""
-    try:
-        return transfer.validate_repo_id(repo_id)
-    except transfer.DownloadError as exc:
-        raise BadRepoId(exc.message) from exc
-
-
 # ----- Hub models ---------------------------------------------------------------------------------
 _inflight: dict[tuple[str, str, str | None], asyncio.Task[ModelDetails]] = {}
 
@@ -134,7 +119,7 @@ async def get_model_details(
     database is open (never caches). Raises BadRepoId, RepoNotFound, GatedRepo (the files need
     a token), HubUnavailable or HubError.
     """
-    repo_id = validate_repo_id(repo_id)
+    repo_id = check_repo_id(repo_id)
     if use_db and not refresh:
         cached = await _read_cache(repo_id, sha)
         if cached is not None:
@@ -181,8 +166,8 @@ def fetch_hub_details(repo_id: str, endpoint: str, token: str | None = None) -> 
     api = HfApi(endpoint=endpoint, token=token, library_name="mlxui", library_version=__version__)
     try:
         info = api.model_info(repo_id, files_metadata=True, timeout=READ_TIMEOUT_S)
-    except HUB_CALL_ERRORS as exc:
-        raise describe_hub_error(exc, endpoint, repo_id) from exc
+    except HUB_ERRORS as exc:
+        raise hub_error(exc, endpoint=endpoint, repo_id=repo_id) from exc
     sizes = {s.rfilename: s.size for s in info.siblings or []}
     sha = info.sha
     wanted = [n for n in _FETCHED_FILES if n in sizes and (sizes[n] or 0) <= SMALL_FILE_MAX_BYTES]
@@ -226,8 +211,8 @@ def _fetch_file(repo_id: str, revision: str, filename: str, endpoint: str, token
         hf_raise_for_status(response)
     except RemoteEntryNotFoundError:
         return None
-    except HUB_CALL_ERRORS as exc:
-        raise describe_hub_error(exc, endpoint, repo_id) from exc
+    except HUB_ERRORS as exc:
+        raise hub_error(exc, endpoint=endpoint, repo_id=repo_id) from exc
     return response.content
 
 

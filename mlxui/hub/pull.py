@@ -21,18 +21,9 @@ from typing import TypeVar
 import httpx
 
 from mlxui.hub import cache
-from mlxui.hub.transfer import (
-    EXPECTED_ERRORS,
-    DownloadError,
-    Hub,
-    RepoPlan,
-    bytes_on_disk,
-    describe_error,
-    fetch_file,
-    plan_repo,
-    validate_repo_id,
-    validate_revision,
-)
+from mlxui.hub.errors import HUB_ERRORS, DownloadError, HubError, hub_error
+from mlxui.hub.repo_id import check_repo_id, check_revision
+from mlxui.hub.transfer import Hub, RepoPlan, bytes_on_disk, fetch_file, plan_repo
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +86,19 @@ async def download_repo(
 ) -> Path:
     """Download `repo_id` at `revision` (or the pinned `commit`, when resuming) into `cache_dir`.
 
-    Returns the snapshot folder. Raises DownloadError with a user-facing message. Cancelling the
-    task (or Ctrl-C) stops at once and leaves partial files for the next call to continue.
+    Returns the snapshot folder. Raises a HubError (errors.py) with a user-facing message: its type
+    says what went wrong (GatedRepo, RepoNotFound, BadRepoId, HubUnavailable, DownloadError ...).
+    Cancelling the task (or Ctrl-C) stops at once and leaves partial files for the next call to continue.
     """
-    repo_id, revision = validate_repo_id(repo_id), validate_revision(revision)
+    repo_id, revision = check_repo_id(repo_id), check_revision(revision)
     try:
         return await _download(
             repo_id, revision, Path(cache_dir), hub, commit, policy, disk_free, on_progress
         )
-    except DownloadError:
+    except HubError:
         raise
-    except EXPECTED_ERRORS as exc:  # the steps outside the retried ones: surveying, preparing the cache
-        raise describe_error(exc, repo_id, hub, policy.stall_timeout) from exc
+    except HUB_ERRORS as exc:  # the steps outside the retried ones: surveying, preparing the cache
+        raise _describe(exc, repo_id, hub, policy) from exc
 
 
 async def _download(
@@ -170,7 +162,7 @@ async def pull(
 ) -> Path:
     """`mlxui models pull`: download one repo in the foreground; returns its snapshot folder.
 
-    Raises DownloadError. Ctrl-C (KeyboardInterrupt / CancelledError) leaves the partial files, and
+    Raises a HubError. Ctrl-C (KeyboardInterrupt / CancelledError) leaves the partial files, and
     the next `pull` of the same repo continues from them.
     """
     hub = Hub(endpoint=endpoint, token=token)
@@ -231,8 +223,8 @@ class _Retrier:
             start = self.progress.bytes_done
             try:
                 return await attempt()
-            except EXPECTED_ERRORS as exc:
-                err = describe_error(exc, self.repo_id, self.hub, self.policy.stall_timeout)
+            except HUB_ERRORS as exc:
+                err = _describe(exc, self.repo_id, self.hub, self.policy)
                 cause = None if err is exc else exc
                 if not err.transient:
                     raise err from cause
@@ -248,6 +240,10 @@ class _Retrier:
                 await asyncio.sleep(delay)
                 self.progress.note = ""
                 self.emit(self.progress)
+
+
+def _describe(exc: BaseException, repo_id: str, hub: Hub, policy: RetryPolicy) -> HubError:
+    return hub_error(exc, endpoint=hub.endpoint, repo_id=repo_id, stall_timeout=policy.stall_timeout)
 
 
 def _prepare_snapshot(cache_dir: Path, plan: RepoPlan) -> None:

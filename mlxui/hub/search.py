@@ -1,4 +1,4 @@
-"""Searching the Hub for models, one page at a time, and the Hub's errors as sentences for users.
+"""Searching the Hub for models, one page at a time.
 
 `await search_models(...)` asks the Hub for the first page and returns `SearchResults`;
 `await results.more()` follows the Hub's own `Link: rel="next"` cursor for the next page, so the
@@ -18,16 +18,11 @@ from urllib.parse import urlsplit
 
 import httpx2  # huggingface_hub's HTTP client
 from huggingface_hub import constants
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HfHubHTTPError,
-    OfflineModeIsEnabled,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
 from mlxui import __version__
+from mlxui.hub.errors import HUB_ERRORS, BadQuery, HubError, hub_error
+from mlxui.hub.repo_id import NAME_PART
 
 DEFAULT_AUTHOR = "mlx-community"
 DEFAULT_PAGE_SIZE = 50
@@ -54,102 +49,7 @@ _EXPAND = (
     "author", "downloads", "likes", "lastModified", "createdAt", "tags", "pipeline_tag",
     "library_name", "gated", "private", "sha", "trendingScore",
 )  # fmt: skip
-_AUTHOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-# ----- errors -------------------------------------------------------------------------------------
-class HubError(Exception):
-    """A Hub problem as one sentence a user understands (`message`)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class HubUnavailable(HubError):
-    """The Hub cannot be reached (no network, offline mode, a timeout, a server error): work offline."""
-
-
-class BadQuery(HubError):
-    """The search request itself is unusable (too long, unknown sort, ...)."""
-
-
-class BadRepoId(HubError):
-    """Not of the form org/name with the Hub's characters."""
-
-
-class RepoNotFound(HubError):
-    """No such model (or a private one the token cannot see)."""
-
-
-class GatedRepo(HubError):
-    """The model's files need a token with access (gated or private)."""
-
-
-def gated_message(repo_id: str) -> str:
-    return (
-        f"{repo_id} is gated: add a Hugging Face token with access to it (set HF_TOKEN, or in Settings) "
-        "and accept the model's terms on its Hub page."
-    )
-
-
-def describe_hub_error(exc: BaseException, endpoint: str, repo_id: str | None = None) -> HubError:
-    """Turn what a huggingface_hub call raised into a HubError (its subclass says what to do)."""
-    if isinstance(exc, HubError):
-        return exc
-    if isinstance(exc, OfflineModeIsEnabled):
-        return HubUnavailable("Offline mode is on (HF_HUB_OFFLINE=1): only local models are available.")
-    if isinstance(exc, GatedRepoError):  # before RepositoryNotFoundError: it is a subclass
-        return GatedRepo(gated_message(repo_id or "This model"))
-    if isinstance(exc, RepositoryNotFoundError):
-        status = exc.response.status_code if exc.response is not None else 0
-        if status == 401 and "Invalid credentials" in str(exc):
-            return HubError(
-                "The Hub refused the Hugging Face token (invalid credentials): check HF_TOKEN or Settings."
-            )
-        if status == 401:  # the Hub answers 401 alike for missing, private and gated repos without a token
-            return RepoNotFound(
-                f"No public model named {repo_id} on the Hub: check the name, or if it is private, "
-                "add a Hugging Face token (set HF_TOKEN, or in Settings)."
-            )
-        return RepoNotFound(f"No model named {repo_id} on the Hub.")
-    if isinstance(exc, RevisionNotFoundError):
-        return RepoNotFound(f"{repo_id} has no such revision on the Hub.")
-    if isinstance(exc, HfHubHTTPError):
-        status = exc.response.status_code if exc.response is not None else 0
-        if status == 401:
-            return HubError(
-                "The Hub refused the Hugging Face token (invalid credentials): check HF_TOKEN or Settings."
-            )
-        if status == 403:
-            return GatedRepo(gated_message(repo_id or "This model"))
-        if status == 400:
-            return BadQuery(f"The Hub rejected the request: {_server_message(exc)}")
-        if status == 429:
-            return HubUnavailable("The Hub is rate-limiting requests (429); try again in a minute.")
-        if status >= 500:
-            return HubUnavailable(f"The Hub answered {status} (a server error); try again later.")
-        return HubError(f"The Hub answered {status}: {_server_message(exc)}")
-    if isinstance(exc, httpx2.TimeoutException):
-        return HubUnavailable(f"The Hub at {endpoint} did not answer in time.")
-    if isinstance(exc, (httpx2.TransportError, ConnectionError)):
-        return HubUnavailable(f"Cannot connect to the Hub at {endpoint}.")
-    if isinstance(exc, ValueError):  # a body that is not the JSON we expect
-        return HubError(f"The Hub at {endpoint} sent an unreadable answer.")
-    return HubError(f"Talking to the Hub failed: {exc}")
-
-
-# What a Hub request may raise that `describe_hub_error` turns into a message; the rest are bugs.
-# ValueError: a body that is not JSON.
-HUB_CALL_ERRORS: tuple[type[BaseException], ...] = (
-    HfHubHTTPError, OfflineModeIsEnabled, httpx2.HTTPError, ConnectionError, ValueError,
-)  # fmt: skip
-
-
-def _server_message(exc: HfHubHTTPError) -> str:
-    text = getattr(exc, "server_message", None) or str(exc).splitlines()[0]
-    return text.strip()[:200]
 
 
 # ----- results ------------------------------------------------------------------------------------
@@ -274,7 +174,7 @@ def search_params(
         raise BadQuery(f"Unknown sort {sort!r}: use downloads, likes, updated or trending.")
     if not 1 <= int(limit) <= MAX_PAGE_SIZE:
         raise BadQuery(f"The page size must be between 1 and {MAX_PAGE_SIZE}, not {limit}.")
-    if author is not None and not _AUTHOR.fullmatch(author):
+    if author is not None and not NAME_PART.fullmatch(author):
         raise BadQuery(f"{author[:100]!r} is not a Hub user or organisation name.")
     params: dict[str, Any] = {"sort": SORTS[sort], "limit": int(limit), "expand": list(_EXPAND)}
     if query:
@@ -324,8 +224,8 @@ def _get_page(
         response = get_session().get(url, params=params, headers=headers, timeout=timeout)
         hf_raise_for_status(response)
         items = response.json()
-    except HUB_CALL_ERRORS as exc:
-        raise describe_hub_error(exc, endpoint) from exc
+    except HUB_ERRORS as exc:
+        raise hub_error(exc, endpoint=endpoint) from exc
     if not isinstance(items, list):
         raise HubError(f"The Hub at {endpoint} sent an unreadable answer.")
     return items, response.links.get("next", {}).get("url")

@@ -8,7 +8,7 @@ import os
 from huggingface_hub import HfApi, get_token, login, logout
 from huggingface_hub.errors import HfHubHTTPError
 
-from mlxui.hub.search import HUB_CALL_ERRORS, HubError, describe_hub_error
+from mlxui.hub.errors import HUB_ERRORS, HubError, hub_error
 
 
 def masked_token() -> str | None:
@@ -37,9 +37,9 @@ async def check_token(token: str, endpoint: str) -> str:
             raise HubError(
                 "The Hub does not accept this token: check it at huggingface.co/settings/tokens."
             ) from exc
-        raise describe_hub_error(exc, endpoint) from exc
-    except HUB_CALL_ERRORS as exc:
-        raise describe_hub_error(exc, endpoint) from exc
+        raise hub_error(exc, endpoint=endpoint) from exc
+    except HUB_ERRORS as exc:
+        raise hub_error(exc, endpoint=endpoint) from exc
     return str(info.get("name", "unknown account"))
 
 

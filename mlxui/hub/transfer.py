@@ -11,7 +11,6 @@ becomes `blobs/<etag>`.
 from __future__ import annotations
 
 import asyncio
-import errno
 import hashlib
 import re
 from collections.abc import Callable
@@ -21,140 +20,14 @@ from pathlib import Path
 import filelock
 import httpx
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HfHubHTTPError,
-    OfflineModeIsEnabled,
-    RemoteEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import build_hf_headers
 
 from mlxui import __version__
 from mlxui.hub import cache
+from mlxui.hub.errors import DownloadError, status_error
 
-_REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
-_REPO_ID = re.compile(rf"{_REPO_PART}/{_REPO_PART}")
-_REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}")
 _HASH_BLOCK = 1 << 20
-
-try:  # huggingface_hub 2.x talks through httpx2, 1.x through httpx; the byte stream always uses httpx
-    import httpx2
-
-    _HTTP_ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, httpx2.HTTPError)
-    _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, httpx2.TransportError)
-    _TIMEOUTS: tuple[type[BaseException], ...] = (httpx.TimeoutException, httpx2.TimeoutException)
-    _CONNECT_ERRORS: tuple[type[BaseException], ...] = (
-        httpx.ConnectError, httpx.ConnectTimeout, httpx2.ConnectError, httpx2.ConnectTimeout,
-    )  # fmt: skip
-except ImportError:
-    _HTTP_ERRORS = (httpx.HTTPError,)
-    _TRANSPORT_ERRORS = (httpx.TransportError,)
-    _TIMEOUTS = (httpx.TimeoutException,)
-    _CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
-
-
-def validate_repo_id(repo_id: str) -> str:
-    """`org/name` with the Hub's characters; anything that could walk the file system is refused."""
-    repo_id = repo_id.strip()
-    if not _REPO_ID.fullmatch(repo_id) or ".." in repo_id or "--" in repo_id or repo_id.endswith(".git"):
-        shown = repo_id if len(repo_id) <= 80 else repo_id[:80] + "..."
-        raise DownloadError(
-            f"{shown!r} is not a model id: use the form org/name, e.g. mlx-community/Qwen3-0.6B-4bit."
-        )
-    return repo_id
-
-
-def validate_revision(revision: str) -> str:
-    """A branch, tag or commit id; it becomes a path under refs/, so no `..` or empty segments."""
-    revision = revision.strip()
-    parts = revision.split("/")
-    if not _REVISION.fullmatch(revision) or any(p in ("", ".", "..") for p in parts):
-        raise DownloadError(f"{revision[:80]!r} is not a revision: use a branch, tag or commit id.")
-    return revision
-
-
-class DownloadError(Exception):
-    """A download problem as one sentence a user understands. `transient` ones are worth a retry."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.transient = transient
-
-
-def gated_message(repo_id: str) -> str:
-    return (
-        f"{repo_id} is gated or private on the Hub: add a Hugging Face token with access to it in Settings "
-        f"(and accept the model's terms on its Hub page)."
-    )
-
-
-def http_status_error(status: int, repo_id: str) -> DownloadError:
-    """The message for an HTTP status from the Hub; 429 and 5xx are transient."""
-    if status in (401, 403):
-        return DownloadError(gated_message(repo_id))
-    if status == 404:
-        return DownloadError(f"No model named {repo_id} on the Hub (or it has no such file).")
-    if status == 429:
-        return DownloadError(
-            "The Hub is rate-limiting downloads (429); try again in a few minutes.", transient=True
-        )
-    if status >= 500:
-        return DownloadError(f"The Hub answered {status} (a server error); try again later.", transient=True)
-    return DownloadError(f"The Hub answered {status} for {repo_id}.")
-
-
-def describe_error(exc: BaseException, repo_id: str, hub: Hub, stall_timeout: float) -> DownloadError:
-    """Turn whatever a Hub call or the byte stream raised into a DownloadError."""
-    if isinstance(exc, DownloadError):
-        return exc
-    if isinstance(exc, OfflineModeIsEnabled):
-        return DownloadError("Offline mode is on (HF_HUB_OFFLINE=1), so nothing can be downloaded.")
-    if isinstance(exc, GatedRepoError):
-        return DownloadError(gated_message(repo_id))
-    if isinstance(exc, RevisionNotFoundError):
-        return DownloadError(f"{repo_id} has no such revision on the Hub.")
-    if isinstance(exc, RemoteEntryNotFoundError):
-        return DownloadError(
-            f"A file of {repo_id} disappeared from the Hub; retry to download the latest version."
-        )
-    if isinstance(exc, HfHubHTTPError):
-        status = exc.response.status_code if exc.response is not None else 0
-        if status == 401 and "Invalid credentials" in str(exc):
-            return DownloadError(
-                "The Hub refused the Hugging Face token (invalid credentials): check it in Settings."
-            )
-        if isinstance(exc, RepositoryNotFoundError):
-            if status != 401:
-                return DownloadError(f"No model named {repo_id} on the Hub.")
-            # The Hub answers 401 alike for private, gated and missing repos when no token is sent.
-            return DownloadError(
-                f"No public model named {repo_id} on the Hub: check the name, or if it is gated or private, "
-                "add a Hugging Face token with access to it in Settings."
-            )
-        return http_status_error(status, repo_id)
-    if isinstance(exc, _TIMEOUTS) and not isinstance(exc, _CONNECT_ERRORS):
-        return DownloadError(f"The download stalled: no data for {stall_timeout:g} s.", transient=True)
-    if isinstance(exc, _CONNECT_ERRORS):
-        return DownloadError(
-            f"Cannot reach the Hub at {hub.endpoint}: check the internet connection.", transient=True
-        )
-    if isinstance(exc, (*_TRANSPORT_ERRORS, ConnectionError)):
-        return DownloadError("The connection to the Hub dropped.", transient=True)
-    if isinstance(exc, filelock.Timeout):
-        return DownloadError("Another program is downloading the same file.", transient=True)
-    if isinstance(exc, OSError):
-        if exc.errno == errno.ENOSPC:
-            return DownloadError("The disk is full: free some space, then retry (the download resumes).")
-        return DownloadError(f"Cannot write to the model cache: {exc.strerror or exc}.")
-    return DownloadError(f"The download failed: {exc}")
-
-
-# What a Hub call or a transfer may raise; anything else is a bug and propagates.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (DownloadError, OSError, ValueError, *_HTTP_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -256,9 +129,9 @@ async def fetch_file(
 ) -> None:
     """One attempt at getting `f` into the cache, continuing from the bytes already on disk.
 
-    `on_bytes(delta)` reports progress (negative if a partial file had to be thrown away). Raises
-    DownloadError or the transport/HTTP error; the partial file stays for the next attempt unless
-    its content was proven wrong.
+    `on_bytes(delta)` reports progress (negative if a partial file had to be thrown away). Raises a
+    HubError or the transport/HTTP error (errors.hub_error words it); the partial file stays for
+    the next attempt unless its content was proven wrong.
     """
     url = hub.file_url(plan.repo_id, plan.commit, f.path)
     # HEAD through huggingface_hub: its error classes (gated, not found, ...) and the blob name.
@@ -320,7 +193,7 @@ async def _transfer(
                     f"The Hub refused to continue {f.path}; starting it over.", transient=True
                 )
             if response.status_code not in (200, 206):
-                raise http_status_error(response.status_code, repo_id)
+                raise status_error(response.status_code, repo_id, downloading=True)
             if response.status_code == 206 and not _range_starts_at(response, offset):
                 raise DownloadError(f"The Hub answered the wrong part of {f.path}.", transient=True)
             # Appending: bytes already written survive any interruption, even kill -9.

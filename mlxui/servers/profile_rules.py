@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlxui.hub.repo_id import REPO_ID  # the one model-id rule (profiles.resolve_model uses it too)
+
 if TYPE_CHECKING:
     from mlxui.servers.profiles import Profile
 
 # Not "-x" (it reads as a command-line option) and not only dots ("." and ".." are path steps).
 NAME_PATTERN = re.compile(r"(?!\.+$)[A-Za-z0-9._][A-Za-z0-9._-]{0,63}")
-REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 KINDS = ("lm", "vlm")
 PORT_RANGE = (1024, 65535)
 
@@ -197,4 +198,5 @@ def model_missing(model: str) -> str:
         return f"{model} is not a model folder (it has no config.json)."
     if REPO_ID.fullmatch(model):
         return f"{model} is not downloaded: download it on the Models page first."
-    return f"{model!r} is neither a model id (org/name) nor an absolute folder path."
+    shown = model if len(model) <= 80 else model[:80] + "..."  # a pasted page stays one readable sentence
+    return f"{shown!r} is neither a model id (org/name) nor an absolute folder path."

@@ -21,8 +21,7 @@ class DownloadsTile(ui.card):
         self.classes("w-full gap-2").props("bordered")
         testid(self, "downloads-tile")
         self._shown: list[str] = []
-        manager.add_listener(self.refresh)
-        manager.add_done_hook(self._on_done)
+        self._unsubscribe = (manager.on_change(self.refresh), manager.on_done(self._on_done))
         self.refresh()
 
     def refresh(self) -> None:
@@ -45,9 +44,8 @@ class DownloadsTile(ui.card):
         self.refresh()
 
     def _handle_delete(self) -> None:
-        self.manager.remove_listener(self.refresh)
-        if self._on_done in self.manager._done_hooks:  # noqa: SLF001 - no public removal yet
-            self.manager._done_hooks.remove(self._on_done)  # noqa: SLF001
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
         super()._handle_delete()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from mlxui.hub.search import HubError
+from mlxui.hub.errors import HubError
 from mlxui.hub.token import check_token, forget_token, masked_token, save_token, token_from_environment
 from mlxui.ui.testid import testid
 

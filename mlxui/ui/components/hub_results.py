@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from nicegui import ui
 
 from mlxui.hub.capabilities import Capabilities
-from mlxui.hub.search import HubError, HubModel, HubUnavailable, SearchResults
+from mlxui.hub.errors import HubError, HubUnavailable
+from mlxui.hub.search import HubModel, SearchResults
 from mlxui.ui.components.model_card import ModelCard
 from mlxui.ui.testid import testid
 

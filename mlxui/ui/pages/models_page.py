@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 from huggingface_hub import get_token
 from nicegui import ui
 
+from mlxui.hub.cache import cached_revisions
 from mlxui.hub.capabilities import Capabilities
-from mlxui.hub.downloads import DownloadError
+from mlxui.hub.errors import GatedRepo, HubError
 from mlxui.hub.model_info import get_model_details
-from mlxui.hub.search import GatedRepo, HubError, HubModel, SearchResults, search_models
+from mlxui.hub.search import HubModel, SearchResults, search_models
 from mlxui.servers.profiles import resolve_model
 from mlxui.servers.state import RUNNING_STATES
 from mlxui.ui.components.downloads_tile import DownloadsTile
@@ -77,8 +78,7 @@ class ModelsPage:
                 with ui.tab_panel(local_tab).classes("p-0"):
                     self.local = LocalModels(self.config.hf_cache, self.downloads, in_use=self.server_using)
         panels.on_value_change(self._tab_changed)
-        self.downloads.add_done_hook(self._download_finished)
-        ui.context.client.on_delete(lambda: self._remove_hook())
+        ui.context.client.on_delete(self.downloads.on_done(self._download_finished))
         await self._refresh_local_ids()
         if tab == "local":
             self.toolbar.set_visibility(False)
@@ -189,7 +189,7 @@ class ModelsPage:
             return
         try:
             state = await self.downloads.enqueue(repo_id)
-        except DownloadError as exc:
+        except HubError as exc:
             ui.notify(exc.message, type="negative")
             return
         entry = self.results.cards.get(repo_id)
@@ -218,16 +218,9 @@ class ModelsPage:
         await self._refresh_local_ids()
         await self.local.refresh()
 
-    def _remove_hook(self) -> None:
-        hooks = self.downloads._done_hooks  # noqa: SLF001 - the manager has no public removal yet
-        if self._download_finished in hooks:
-            hooks.remove(self._download_finished)
-
     async def _refresh_local_ids(self) -> None:
-        from mlxui.hub.cache import list_local_models
-
-        models = await asyncio.to_thread(list_local_models, self.config.hf_cache)
-        self.local_repo_ids = {m.repo_id for m in models if m.complete}
+        revisions = await asyncio.to_thread(cached_revisions, self.config.hf_cache)
+        self.local_repo_ids = {r.repo_id for r in revisions if r.complete}
 
     def server_using(self, name: str, paths: list) -> str | None:
         """The running server that uses this model (deleting it is refused then), if any."""
