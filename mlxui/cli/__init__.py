@@ -11,8 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from mlxui import __version__
+from mlxui.app_client import AppApiError
 from mlxui.cli import app_commands, chats_commands, models_commands, servers_commands, system_commands
-from mlxui.cli.common import CliError
+from mlxui.cli.common import CliError, api_exit_code
 from mlxui.config import ConfigError
 
 
@@ -42,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ConfigError) as exc:
         print(str(exc), file=sys.stderr)
         return getattr(exc, "exit_code", 2)
+    except AppApiError as exc:
+        print(str(exc), file=sys.stderr)
+        return api_exit_code(exc)
     except KeyboardInterrupt:
         print("mlxui: interrupted", file=sys.stderr)
         return 130
