@@ -26,8 +26,8 @@ from mlxui.servers.launch import (
     build_command,
     failure_line,
     open_log,
-    read_log_tail,
 )
+from mlxui.servers.logs import read_log_tail
 from mlxui.servers.profiles import Profile, Profiles
 from mlxui.servers.supervisor import (
     KEPT_RUNS_SETTING,
