@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from mlxui import __version__
 from tests.harness.app_process import app_env, free_port
 
@@ -95,3 +97,26 @@ def test_binding_beyond_loopback_warns(tmp_path) -> None:
         proc.terminate()
         proc.wait(15)
     assert "WARNING: binding to 127.0.0.2" in first_line
+
+
+def run_into_closed_pipe(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run `mlxui ARGS` with its output going into a pipe nobody reads any more, as in
+    `mlxui ... | head -1` once head has its line; the exit code and standard error."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mlxui", *args], env=env, text=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    child.stdout.close()  # before the child has written anything: its first write meets EPIPE
+    _, stderr = child.communicate(timeout=60)
+    return child.returncode, stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["servers", "logs", "--help"], ["chats", "list", "--json"]],
+    ids=" ".join,
+)
+def test_a_closed_output_pipe_ends_quietly(tmp_path, args: list[str]) -> None:
+    code, stderr = run_into_closed_pipe(args, app_env(tmp_path))
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    assert stderr == "" and code in (0, 1)  # argparse's --help and --version succeed regardless
