@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from mlxui import __version__
 from tests.harness.app_process import app_env, free_port
 
@@ -95,3 +97,32 @@ def test_binding_beyond_loopback_warns(tmp_path) -> None:
         proc.terminate()
         proc.wait(15)
     assert "WARNING: binding to 127.0.0.2" in first_line
+
+
+def run_into_closed_pipe(args: list[str], env: dict[str, str], *, buffered: bool = True) -> tuple[int, str]:
+    """Run `mlxui ARGS` with its output going into a pipe nobody reads any more, as in
+    `mlxui ... | head -1` once head has its line; the exit code and standard error. Buffered, as
+    a user's shell runs it: the broken pipe then shows when the buffer is flushed, up to the
+    interpreter's exit; unbuffered (PYTHONUNBUFFERED), at the first write."""
+    env = {k: v for k, v in env.items() if k != "PYTHONUNBUFFERED"} | (
+        {} if buffered else {"PYTHONUNBUFFERED": "1"}
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mlxui", *args], env=env, text=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    child.stdout.close()  # before the child has written anything: its first write meets EPIPE
+    _, stderr = child.communicate(timeout=60)
+    return child.returncode, stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["servers", "logs", "--help"], ["chats", "list", "--json"]],
+    ids=" ".join,
+)
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
+def test_a_closed_output_pipe_ends_quietly(tmp_path, args: list[str], buffered: bool) -> None:
+    code, stderr = run_into_closed_pipe(args, app_env(tmp_path), buffered=buffered)
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    assert stderr == "" and code in (0, 1)  # argparse's --help and --version succeed regardless

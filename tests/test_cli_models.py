@@ -22,6 +22,7 @@ from mlxui.hub.errors import gated_message
 from tests.harness.fakehub import FakeHub
 from tests.harness.fixtures_hub import HubEnv
 from tests.harness.fixtures_models import HubCache, ModelDirs
+from tests.test_cli import run_into_closed_pipe
 
 WEIGHTS = 6 * 1024 * 1024 + 77  # odd: no chunk boundary lines up with the end
 
@@ -128,6 +129,13 @@ def test_info_of_a_local_folder(hf_env: HubEnv, model_dirs: ModelDirs, tmp_path:
     assert data["source"] == "local" and data["path"] == str(model_dirs.vlm)
     assert data["vision"] is True and data["parameters"] and not data["parameters_estimated"]
     assert hf_env.hub.requests == []
+
+
+def test_info_into_a_closed_pipe_ends_quietly(hf_env: HubEnv, model_dirs: ModelDirs, tmp_path: Path) -> None:
+    """`mlxui models info X --json | head -1` ended with a BrokenPipe traceback."""
+    args = ["models", "info", str(model_dirs.vlm), "--json"]
+    code, stderr = run_into_closed_pipe(args, cli_env(hf_env, tmp_path))
+    assert (code, stderr) == (1, "")
 
 
 def test_pull_list_rm_round_trip(hf_env: HubEnv, big_model: Path, tmp_path: Path) -> None:

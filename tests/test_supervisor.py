@@ -26,8 +26,8 @@ from mlxui.servers.launch import (
     build_command,
     failure_line,
     open_log,
-    read_log_tail,
 )
+from mlxui.servers.logs import read_log_tail
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.profiles import Profile
 from mlxui.servers.runs import KEPT_RUNS_SETTING

@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mlxui.app_client import AppApiError, AppClient
 from mlxui.config import Config
-from mlxui.system.tray import HttpReply, TrayApp, TrayController, http_call
+from mlxui.system.tray import TrayApp, TrayController
 from mlxui.system.tray_menu import Action, ActionKind, MenuEntry, build_menu, tray_title
 from tests.harness import procguard
 from tests.harness.app_process import AppProcess, app_env, free_port, running_app
@@ -123,7 +124,11 @@ def controller_for(app: AppProcess, **kwargs: object) -> TrayController:
     return TrayController(Config(home=app.home, port=app.port, hf_cache=app.home / "hf"), **kwargs)
 
 
-def test_refresh_reads_the_real_status(real_app: AppProcess) -> None:
+def test_refresh_reads_the_real_status(real_app: AppProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):  # the app is local: no proxy
+        monkeypatch.setenv(name, f"http://127.0.0.1:{free_port()}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
     tray = controller_for(real_app)
     tray.refresh()
     assert tray.status is not None and tray.status["url"] == real_app.url
@@ -132,29 +137,35 @@ def test_refresh_reads_the_real_status(real_app: AppProcess) -> None:
     assert labels(menu)[-2:] == ["Stop all servers", "Quit tray"]
 
 
+class RecordingClient(AppClient):
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self.calls: list[tuple[str, str]] = []
+
+    def call(self, method: str, path: str, **kwargs: object) -> object:
+        self.calls.append((method, path))
+        return super().call(method, path, **kwargs)
+
+
 def test_actions_call_the_apps_api(real_app: AppProcess) -> None:
-    calls: list[tuple[str, str]] = []
     opened: list[str] = []
-
-    def recording_http(method: str, url: str) -> HttpReply:
-        calls.append((method, url))
-        return http_call(method, url)
-
-    tray = controller_for(real_app, http=recording_http, open_url=lambda url: opened.append(url) or True)
+    client = RecordingClient(real_app.url)
+    calls = client.calls
+    tray = controller_for(real_app, client=client, open_url=lambda url: opened.append(url) or True)
     assert tray.perform(Action(ActionKind.OPEN)) is None
     assert opened == [real_app.url]
 
     problem = tray.perform(Action(ActionKind.START_SERVER, "nosuchprofile"))
-    assert calls[-1] == ("POST", f"{real_app.url}/api/servers/nosuchprofile/start?wait=false")
+    assert calls[-1] == ("POST", "/api/servers/nosuchprofile/start?wait=false")
     assert problem is not None and problem.startswith("could not start nosuchprofile: ")
     assert "nosuchprofile" in problem.partition(": ")[2] and problem.endswith("(HTTP 404)")
     tray.refresh()
     assert tray.menu()[0].label.startswith("⚠ could not start nosuchprofile")
 
     assert tray.perform(Action(ActionKind.STOP_ALL)) is None
-    assert calls[-1] == ("POST", f"{real_app.url}/api/servers/stop-all")
+    assert calls[-1] == ("POST", "/api/servers/stop-all")
     tray.perform(Action(ActionKind.STOP_SERVER, "a b/c"))
-    assert calls[-1] == ("POST", f"{real_app.url}/api/servers/a%20b%2Fc/stop")
+    assert calls[-1] == ("POST", "/api/servers/a%20b%2Fc/stop")
 
 
 @pytest.mark.slow
@@ -231,9 +242,16 @@ def test_start_mlxui_from_the_tray(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         process.wait(15)
 
 
+class Unavailable(AppClient):
+    """Something answers 503 at the app's address: the tray keeps waiting for the app it started."""
+
+    def call(self, method: str, path: str, **kwargs: object) -> object:
+        raise AppApiError("unavailable", status=503, kind="http")
+
+
 def test_app_that_exits_at_once_is_reported(tmp_path: Path) -> None:
     config = Config(home=tmp_path / "home", port=0, hf_cache=tmp_path / "hf")  # `mlxui run` refuses port 0
-    tray = TrayController(config, http=lambda method, url: HttpReply(503, {}))
+    tray = TrayController(config, client=Unavailable(config.base_url))
     tray.perform(Action(ActionKind.START_APP))
     deadline = time.monotonic() + 30
     while tray.app_starting and time.monotonic() < deadline:

@@ -9,12 +9,8 @@ and some name dependencies that live inside `servers_router`.
 """
 
 import asyncio
-import codecs
 import logging
-import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,6 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from nicegui import background_tasks
 
 from mlxui.api.common import ApiError, check_name, services_ready
+from mlxui.servers.logs import follow_file, read_tail
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.state import RUNNING_STATES, ServerState, UnknownProfile
 from mlxui.services import Services, server_status
@@ -29,10 +26,7 @@ from mlxui.services import Services, server_status
 logger = logging.getLogger(__name__)
 
 MAX_TAIL_LINES = 5000
-MAX_TAIL_BYTES = 4 * 1024 * 1024  # a tail never reads more than this of the log's end
-FOLLOW_POLL_S = 0.25
 FOLLOW_MAX_S = 24 * 3600  # a follow stream ends after this long; the CLI reconnects
-FOLLOW_CHUNK_BYTES = 256 * 1024
 
 Name = Annotated[str, Depends(check_name)]
 
@@ -143,70 +137,3 @@ def servers_router(services: Services) -> APIRouter:
 def payload(server: ManagedServer) -> dict[str, Any]:
     """A server as the API shows it: its status, its profile's settings and its log file."""
     return {**server_status(server), "profile": server.profile.editable(), "log_path": str(server.log_path)}
-
-
-# --- log files ----------------------------------------------------------------------------------
-
-
-def read_tail(path: Path, lines: int) -> tuple[str, int]:
-    """The last `lines` lines of `path` (at most MAX_TAIL_BYTES of it) and the file's size then.
-
-    A log that does not exist yet reads as empty at offset 0.
-    """
-    try:
-        with open(path, "rb") as log:
-            size = log.seek(0, os.SEEK_END)
-            if lines == 0:
-                return "", size
-            start, data = size, b""
-            # Read backwards in blocks until enough line breaks are in hand (+1: the last line's own).
-            while start > 0 and data.count(b"\n") <= lines and size - start < MAX_TAIL_BYTES:
-                step = min(64 * 1024, start)
-                start -= step
-                log.seek(start)
-                data = log.read(step) + data
-    except FileNotFoundError:
-        return "", 0
-    kept = data.splitlines(keepends=True)[-lines:]
-    return b"".join(kept).decode(errors="replace"), size
-
-
-async def follow_file(
-    path: Path, lines: int, max_s: float, gone: Callable[[], Any] | None = None
-) -> AsyncIterator[str]:
-    """Yield the tail of `path`, then what is appended, polling; survives rotation and a log
-    that appears only later. Ends after `max_s` seconds or when `gone()` says the client left."""
-    text, offset = await asyncio.to_thread(read_tail, path, lines)
-    if text:
-        yield text
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # chunks may split a character
-    identity = await asyncio.to_thread(_identity, path)
-    deadline = time.monotonic() + max_s
-    while time.monotonic() < deadline:
-        await asyncio.sleep(FOLLOW_POLL_S)
-        if gone is not None and await gone():
-            return
-        now = await asyncio.to_thread(_identity, path)
-        if now is None:
-            continue  # rotated away and not recreated yet
-        if now[0] != (identity or now)[0] or now[1] < offset:
-            offset = 0  # a new file (rotation) or truncated: start from its beginning
-        identity = now
-        if now[1] > offset:
-            chunk = await asyncio.to_thread(_read_from, path, offset)
-            offset += len(chunk)
-            yield decoder.decode(chunk)
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return stat.st_ino, stat.st_size
-
-
-def _read_from(path: Path, offset: int) -> bytes:
-    with open(path, "rb") as log:
-        log.seek(offset)
-        return log.read(FOLLOW_CHUNK_BYTES)

@@ -7,12 +7,14 @@ setting that cannot work (port in use, bad value), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from mlxui import __version__
+from mlxui.app_client import AppApiError
 from mlxui.cli import app_commands, chats_commands, models_commands, servers_commands, system_commands
-from mlxui.cli.common import CliError
+from mlxui.cli.common import CliError, api_exit_code
 from mlxui.config import ConfigError
 
 
@@ -32,6 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code. Output into a pipe that closes early (`mlxui models list
+    --json | head -1`) ends the command quietly, whatever it was printing."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not as a message at interpreter exit
+    except BrokenPipeError:
+        # As Python's docs advise (signal module, "Note on SIGPIPE"): send what is still buffered
+        # to devnull, so the flush at exit cannot fail again, and exit with 1.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not args_list or args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version"):
@@ -42,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ConfigError) as exc:
         print(str(exc), file=sys.stderr)
         return getattr(exc, "exit_code", 2)
+    except AppApiError as exc:
+        print(str(exc), file=sys.stderr)
+        return api_exit_code(exc)
     except KeyboardInterrupt:
         print("mlxui: interrupted", file=sys.stderr)
         return 130

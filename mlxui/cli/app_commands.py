@@ -9,7 +9,7 @@ import sys
 import webbrowser
 from typing import Any
 
-from mlxui.cli.common import CliError, add_target_options, api_get, config_from_args, print_json
+from mlxui.cli.common import CliError, add_target_options, app_client, config_from_args, print_json
 from mlxui.config import Config, check_port
 from mlxui.format import human_bytes
 
@@ -75,7 +75,7 @@ def ensure_native_available() -> None:
 
 def status_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    status = api_get(config, "/api/status")
+    status = app_client(config).status(timeout=5.0)
     if args.json:
         print_json(status)
         return 0
@@ -99,7 +99,7 @@ def status_command(args: argparse.Namespace) -> int:
 
 def open_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    api_get(config, "/healthz")
+    app_client(config).call("GET", "/healthz", timeout=5.0)
     webbrowser.open(config.base_url)
     print(f"opened {config.base_url}")
     return 0

@@ -6,12 +6,19 @@ import json
 import sys
 from typing import Any
 
-import httpx
-
+from mlxui.app_client import AppApiError, AppClient
 from mlxui.config import Config, load_config
 from mlxui.format import human_bytes
 
-__all__ = ["CliError", "add_target_options", "api_get", "config_from_args", "human_bytes", "print_json"]
+__all__ = [
+    "CliError",
+    "add_target_options",
+    "api_exit_code",
+    "app_client",
+    "config_from_args",
+    "human_bytes",
+    "print_json",
+]
 
 
 class CliError(Exception):
@@ -33,17 +40,15 @@ def add_target_options(parser: Any) -> None:
     parser.add_argument("--port", type=int, help="port of the running app (default: MLXUI_PORT or 8765)")
 
 
-def api_get(config: Config, path: str, timeout: float = 5.0) -> Any:
-    """GET a JSON endpoint of the running app, or raise CliError('mlxui is not running')."""
-    try:
-        response = httpx.get(config.base_url + path, timeout=timeout)
-    except httpx.TransportError as exc:
-        raise CliError(f"mlxui is not running at {config.base_url} (start it with `mlxui run`)", 1) from exc
-    if response.status_code != 200:
-        raise CliError(
-            f"mlxui at {config.base_url} answered {response.status_code}: {response.text[:200]}", 1
-        )
-    return response.json()
+def app_client(config: Config) -> AppClient:
+    """The running app's HTTP API; its refusals reach `main` as AppApiError (see api_exit_code)."""
+    return AppClient(config.base_url)
+
+
+def api_exit_code(exc: AppApiError) -> int:
+    """2 for values the app refuses (bad request, too large, field errors); 1 for the rest: not
+    running, not found, a server that failed."""
+    return 2 if exc.status in (400, 413, 422) else 1
 
 
 def print_json(data: Any) -> None:

@@ -13,15 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from mlxui.cli.common import CliError, add_target_options, config_from_args, print_json
-from mlxui.config import Config
+from mlxui.app_client import AppApiError, AppClient
+from mlxui.cli.common import CliError, add_target_options, app_client, config_from_args, print_json
 from mlxui.servers.profile_rules import NAME_PATTERN
 
 START_TIMEOUT_S = 600.0  # the app gives up on a load long before (its ready timeout)
 POLL_S = 0.5
-_NOT_RUNNING = "mlxui is not running at {url} (start it with `mlxui run`)"
 
 
 def add_commands(commands: Any) -> None:
@@ -87,7 +84,7 @@ def _action(sub: Any, name: str, help_: str, handler: Any, *, named: bool = Fals
 
 # ----- commands -----------------------------------------------------------------------------------
 def list_command(args: argparse.Namespace) -> int:
-    servers = _call(config_from_args(args), "GET", "/api/servers")
+    servers = _api(args).call("GET", "/api/servers")
     if args.json:
         print_json(servers)
         return 0
@@ -109,7 +106,7 @@ def add_command(args: argparse.Namespace) -> int:
         "name": args.name, "model": args.model, "port": args.server_port, "idle_ttl": args.ttl,
         "temperature": args.temp, "max_tokens": args.max_tokens, "autostart": args.autostart,
     }  # fmt: skip
-    profile = _call(config_from_args(args), "POST", "/api/profiles", json=values)
+    profile = _api(args).call("POST", "/api/profiles", json=values)
     if args.json:
         print_json(profile)
         return 0
@@ -128,30 +125,32 @@ def restart_command(args: argparse.Namespace) -> int:
 
 
 def stop_command(args: argparse.Namespace) -> int:
-    server = _call(config_from_args(args), "POST", f"/api/servers/{_seg(args.name)}/stop", timeout=60.0)
+    server = _api(args).call("POST", f"/api/servers/{_seg(args.name)}/stop", timeout=60.0)
     print(f"{server['name']} is {server['state']}.")
     return 0
 
 
 def stop_all_command(args: argparse.Namespace) -> int:
-    result = _call(config_from_args(args), "POST", "/api/servers/stop-all", timeout=120.0)
+    result = _api(args).call("POST", "/api/servers/stop-all", timeout=120.0)
     print(f"Stopped: {', '.join(result['stopped'])}." if result["stopped"] else "No server was running.")
     return 0
 
 
 def logs_command(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    api = _api(args)
     if not 0 <= args.lines <= 5000:
         raise CliError("-n must be between 0 and 5000")
+    path = f"/api/servers/{_seg(args.name)}/logs"
     if not args.follow:
-        text = _call(config, "GET", f"/api/servers/{_seg(args.name)}/logs?lines={args.lines}", text=True)
-        sys.stdout.write(text)
+        sys.stdout.write(api.text("GET", path, params={"lines": args.lines}))
         sys.stdout.flush()
         return 0
     lines = args.lines
     try:
         while True:  # the app ends a follow stream after a day; continue with a fresh one
-            _follow(config, args.name, lines)
+            for chunk in api.stream_text(f"{path}/stream", params={"lines": lines}):
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
             lines = 0
     except KeyboardInterrupt:
         sys.stdout.write("\n")  # Ctrl-C is how a follow ends: not an error
@@ -161,7 +160,7 @@ def logs_command(args: argparse.Namespace) -> int:
 def export_command(args: argparse.Namespace) -> int:
     import yaml
 
-    text = _call(config_from_args(args), "GET", "/api/profiles/export", text=True)
+    text = _api(args).text("GET", "/api/profiles/export")
     count = len((yaml.safe_load(text) or {}).get("profiles", []))
     if args.file == "-":
         sys.stdout.write(text)
@@ -175,20 +174,20 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    api = _api(args)
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
         raise CliError(f"Cannot read {args.file}: {exc.strerror or exc}", 1) from exc
-    query = "?replace=true" if args.replace else ""
-    result = _call(config, "POST", f"/api/profiles/import{query}", content=data)
+    params = {"replace": "true"} if args.replace else None
+    result = api.call("POST", "/api/profiles/import", params=params, content=data)
     names = result["imported"]
     print(f"Imported {len(names)} profile{'s' if len(names) != 1 else ''}: {', '.join(names) or '-'}.")
     return 0
 
 
 def rm_command(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    api = _api(args)
     if not args.yes:
         if not sys.stdin.isatty():
             raise CliError(f"Refusing to delete the profile {args.name} without confirmation: add --yes", 2)
@@ -199,7 +198,7 @@ def rm_command(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("Nothing deleted.")
             return 1
-    _call(config, "DELETE", f"/api/profiles/{_seg(args.name)}")
+    api.call("DELETE", f"/api/profiles/{_seg(args.name)}")
     print(f"Deleted the profile {args.name}.")
     return 0
 
@@ -208,15 +207,14 @@ def rm_command(args: argparse.Namespace) -> int:
 def _start_and_wait(args: argparse.Namespace, verb: str) -> int:
     """POST start/restart (it answers when the server is ready or failed) in a thread, and show the
     states the server passes meanwhile: `name: starting... loading..... ready` on stderr."""
-    config = config_from_args(args)
+    api = _api(args)
+    path = f"/api/servers/{_seg(args.name)}"
     outcome: dict[str, Any] = {}
 
     def call() -> None:
         try:
-            outcome["server"] = _call(
-                config, "POST", f"/api/servers/{_seg(args.name)}/{verb}", timeout=START_TIMEOUT_S
-            )
-        except CliError as exc:
+            outcome["server"] = api.call("POST", f"{path}/{verb}", timeout=START_TIMEOUT_S)
+        except AppApiError as exc:
             outcome["error"] = exc
 
     worker = threading.Thread(target=call, name=f"mlxui {verb}", daemon=True)
@@ -226,7 +224,7 @@ def _start_and_wait(args: argparse.Namespace, verb: str) -> int:
         while worker.is_alive():
             worker.join(POLL_S)
             if worker.is_alive():
-                progress.show(_state_now(config, args.name))
+                progress.show(_state_now(api, path))
     except KeyboardInterrupt:
         progress.end()
         raise CliError(
@@ -234,7 +232,7 @@ def _start_and_wait(args: argparse.Namespace, verb: str) -> int:
             130,
         ) from None
     if "error" in outcome:
-        progress.end(getattr(outcome["error"], "state", None) or "failed")
+        progress.end(outcome["error"].server_state or "failed")
         raise outcome["error"]
     server = outcome["server"]
     progress.end(server["state"])
@@ -273,70 +271,20 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _state_now(config: Config, name: str) -> str | None:
+def _state_now(api: AppClient, path: str) -> str | None:
     try:
-        return _call(config, "GET", f"/api/servers/{_seg(name)}")["state"]
-    except CliError:
+        return api.call("GET", path)["state"]
+    except AppApiError:
         return None  # the start's own answer says what went wrong
 
 
-def _follow(config: Config, name: str, lines: int) -> None:
-    url = f"{config.base_url}/api/servers/{_seg(name)}/logs/stream?lines={lines}"
-    try:
-        with httpx.stream("GET", url, timeout=httpx.Timeout(10.0, read=None), trust_env=False) as response:
-            if response.status_code != 200:
-                response.read()
-                raise _error_from(config, response)
-            for chunk in response.iter_text():
-                sys.stdout.write(chunk)
-                sys.stdout.flush()
-    except httpx.ConnectError as exc:
-        raise CliError(_NOT_RUNNING.format(url=config.base_url), 1) from exc
-    except httpx.TransportError as exc:
-        raise CliError(f"Lost the connection to mlxui at {config.base_url}: {exc}", 1) from exc
-
-
 # ----- HTTP ---------------------------------------------------------------------------------------
+def _api(args: argparse.Namespace) -> AppClient:
+    return app_client(config_from_args(args))
+
+
 def _seg(name: str) -> str:
     """A profile name for a URL path, checked first: a "/" or "?" in it must not reach another route."""
     if not NAME_PATTERN.fullmatch(name):
         raise CliError(f"{name!r} is not a profile name (letters, digits, dots, dashes, underscores).", 2)
     return name
-
-
-class _ApiFailure(CliError):
-    def __init__(self, message: str, exit_code: int, state: str | None) -> None:
-        super().__init__(message, exit_code)
-        self.state = state
-
-
-def _call(
-    config: Config, method: str, path: str, *, timeout: float = 30.0, text: bool = False, **kw: Any
-) -> Any:
-    """One request to the running app; its JSON (or text), or a CliError saying what went wrong."""
-    try:
-        response = httpx.request(method, config.base_url + path, timeout=timeout, trust_env=False, **kw)
-    except httpx.ConnectError as exc:
-        raise CliError(_NOT_RUNNING.format(url=config.base_url), 1) from exc
-    except httpx.TransportError as exc:
-        raise CliError(f"mlxui at {config.base_url} did not answer: {exc or type(exc).__name__}", 1) from exc
-    if response.is_success:
-        return response.text if text else response.json()
-    raise _error_from(config, response)
-
-
-def _error_from(config: Config, response: httpx.Response) -> _ApiFailure:
-    try:
-        error = response.json()["error"]
-        message = error["message"]
-    except (ValueError, KeyError, TypeError):
-        return _ApiFailure(
-            f"mlxui at {config.base_url} answered {response.status_code}: {response.text[:200]}", 1, None
-        )
-    state = (error.get("server") or {}).get("state")
-    if error.get("fields"):  # one line per field, as a form shows them
-        message = "\n".join(f"{field}: {text}" for field, text in error["fields"].items())
-    elif error.get("log_tail"):  # a failed start: the server's last words
-        message = f"{message}\n{error['log_tail']}"
-    code = 2 if response.status_code in (400, 413, 422) else 1
-    return _ApiFailure(message, code, state)

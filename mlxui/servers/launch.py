@@ -21,8 +21,6 @@ from mlxui.servers.profiles import Profile
 
 SERVER_MODULES = {"lm": "mlx_lm.server", "vlm": "mlx_vlm.server"}
 LOG_ROTATE_BYTES = 4 * 1024 * 1024  # at start, a bigger log moves to <name>.log.1
-LOG_TAIL_LINES = 30
-_TAIL_READ_BYTES = 64 * 1024
 _SCAN_LIMIT_BYTES = 2 * 1024 * 1024
 # How the servers report that loading failed while the process stays alive: mlx_lm logs
 # "... - ERROR - ..." (then a traceback); uvicorn (mlx_vlm) logs "ERROR:    ...".
@@ -92,18 +90,6 @@ def open_log(path: Path, cmd: list[str]) -> tuple[IO[bytes], int]:
     log.write(f"\n=== mlxui {stamp}: {shlex.join(cmd)}\n".encode())
     log.flush()
     return log, log.tell()
-
-
-def read_log_tail(path: Path, lines: int = LOG_TAIL_LINES, offset: int = 0) -> str:
-    """The last `lines` lines written at or after `offset`."""
-    try:
-        with open(path, "rb") as log:
-            size = log.seek(0, 2)
-            log.seek(max(offset, size - _TAIL_READ_BYTES, 0))
-            text = log.read().decode(errors="replace")
-    except OSError as exc:
-        return f"(the log {path} cannot be read: {exc.strerror or exc})"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def failure_line(path: Path, offset: int) -> str | None:

@@ -22,7 +22,6 @@ import psutil
 from nicegui import binding
 
 from mlxui.servers.launch import (
-    LOG_TAIL_LINES,
     SERVER_MODULES,
     StartFailure,
     arg_after,
@@ -33,8 +32,8 @@ from mlxui.servers.launch import (
     free_port,
     open_log,
     port_in_use,
-    read_log_tail,
 )
+from mlxui.servers.logs import LOG_TAIL_LINES, read_log_tail
 from mlxui.servers.osprocess import ServerProcess
 from mlxui.servers.profiles import Profile
 from mlxui.servers.state import RUNNING_STATES, ServerMetrics, ServerState

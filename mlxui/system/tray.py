@@ -19,12 +19,10 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
+from mlxui.app_client import AppApiError, AppClient
 from mlxui.config import Config
 from mlxui.system.autostart_common import launch_spec
 from mlxui.system.native import assets_dir
@@ -40,32 +38,6 @@ NOTICE_SHOWN_S = 60.0  # a failed action stays in the menu this long (or until t
 
 class TrayUnavailable(Exception):
     """The tray cannot run here (packages or a graphical session missing); one line for the user."""
-
-
-class AppUnreachable(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class HttpReply:
-    status: int
-    body: Any  # parsed JSON, or the text when the body is not JSON
-
-
-HttpFn = Callable[[str, str], HttpReply]  # (method, url) -> reply; raises AppUnreachable
-
-
-def http_call(method: str, url: str) -> HttpReply:
-    timeout = STATUS_TIMEOUT_S if method == "GET" else ACTION_TIMEOUT_S
-    try:
-        response = httpx.request(method, url, timeout=timeout)
-    except httpx.TransportError as exc:
-        raise AppUnreachable(str(exc) or type(exc).__name__) from exc
-    try:
-        body = response.json()
-    except ValueError:
-        body = response.text
-    return HttpReply(response.status_code, body)
 
 
 def spawn_app(config: Config) -> subprocess.Popen[bytes]:
@@ -92,13 +64,13 @@ class TrayController:
         self,
         config: Config,
         *,
-        http: HttpFn = http_call,
+        client: AppClient | None = None,
         open_url: Callable[[str], bool] = webbrowser.open,
         spawn: Callable[[Config], subprocess.Popen[bytes]] = spawn_app,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self.http = http
+        self.client = client or AppClient(config.base_url, timeout=ACTION_TIMEOUT_S)
         self.open_url = open_url
         self.spawn = spawn
         self.clock = clock
@@ -130,14 +102,11 @@ class TrayController:
     def refresh(self) -> None:
         """Fetch /api/status (None when the app does not answer) and follow a spawned app."""
         try:
-            reply = self.http("GET", f"{self.base_url}/api/status")
-        except AppUnreachable:
-            self.status, self.poll_problem = None, None
-        else:
-            ok = reply.status == 200 and isinstance(reply.body, dict) and reply.body.get("app") == "mlxui"
-            self.status = reply.body if ok else None
+            self.status, self.poll_problem = self.client.status(timeout=STATUS_TIMEOUT_S), None
+        except AppApiError as exc:
+            self.status = None
             self.poll_problem = (
-                None if ok else f"{self.base_url} answers, but not as mlxui (HTTP {reply.status})"
+                None if exc.unreachable else f"{self.base_url} answers, but not as mlxui (HTTP {exc.status})"
             )
         self._follow_spawned()
 
@@ -154,10 +123,7 @@ class TrayController:
             ActionKind.STOP_ALL: lambda: self._post("/api/servers/stop-all", "stop", action),
             ActionKind.QUIT: lambda: None,  # the tray shell quits; nothing to ask the app
         }
-        try:
-            problem = handlers[action.kind]()
-        except AppUnreachable:
-            problem = f"mlxui is not running at {self.base_url}"
+        problem = handlers[action.kind]()
         self._set_notice(problem)
         return problem
 
@@ -180,11 +146,13 @@ class TrayController:
         return None
 
     def _post(self, path: str, verb: str, action: Action) -> str | None:
-        reply = self.http("POST", self.base_url + path)
-        if 200 <= reply.status < 300:
-            return None
-        target = action.server or "all servers"
-        return f"could not {verb} {target}: {_reason(reply)}"
+        try:
+            self.client.call("POST", path)
+        except AppApiError as exc:
+            if exc.unreachable:
+                return f"mlxui is not running at {self.base_url}"
+            return f"could not {verb} {action.server or 'all servers'}: {exc.message} (HTTP {exc.status})"
+        return None
 
     def _follow_spawned(self) -> None:
         """Stop waiting once the spawned app answers, exits or takes too long; reap it when it exits
@@ -210,16 +178,6 @@ class TrayController:
 
 def _seg(action: Action) -> str:
     return quote(action.server or "", safe="")
-
-
-def _reason(reply: HttpReply) -> str:
-    body = reply.body
-    if isinstance(body, dict):
-        error = body.get("error")  # mlxui's API: {"error": {"message": ..., "type": ..., "code": ...}}
-        detail = error.get("message") if isinstance(error, dict) else error or body.get("detail")
-    else:
-        detail = str(body or "").strip()[:200]
-    return f"{detail} (HTTP {reply.status})" if detail else f"HTTP {reply.status}"
 
 
 class TrayApp:

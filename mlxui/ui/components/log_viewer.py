@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nicegui import background_tasks, ui
 
+from mlxui.servers.logs import follow_file
 from mlxui.ui.testid import testid
 
 FOLLOW_INTERVAL_S = 0.5
@@ -35,26 +36,11 @@ class LogViewer(ui.dialog):
             self._following = False
 
     async def _follow(self) -> None:
-        position = 0
-        try:
-            size = self.log_path.stat().st_size
-            position = max(0, size - 64_000)  # start with the recent part of a big log
-        except FileNotFoundError:
+        if not await asyncio.to_thread(self.log_path.exists):
             self.log.push("(no log yet)")
-        while self._following and not self.is_deleted:
-            position = await asyncio.to_thread(self._read_from, position)
-            await asyncio.sleep(FOLLOW_INTERVAL_S)
-
-    def _read_from(self, position: int) -> int:
-        try:
-            with self.log_path.open("rb") as f:
-                if f.seek(0, 2) < position:  # rotated: start again
-                    position = 0
-                f.seek(position)
-                data = f.read(256_000)
-        except FileNotFoundError:
-            return position
-        if data:
-            for line in data.decode(errors="replace").splitlines():
+        async for chunk in follow_file(self.log_path, MAX_LINES, gone=self._closed, poll_s=FOLLOW_INTERVAL_S):
+            for line in chunk.splitlines():
                 self.log.push(line)
-        return position + len(data)
+
+    async def _closed(self) -> bool:
+        return not self._following or self.is_deleted
