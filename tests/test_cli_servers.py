@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -131,20 +132,17 @@ def test_add_list_start_logs_restart_stop_rm(app: AppProcess) -> None:
     tail = ok(mlxui(app, "logs", "plain", "-n", "3"))
     assert len(tail.splitlines()) == 3 and '"POST /v1/chat/completions HTTP/1.1" 200' in tail
 
-    refused = mlxui(app, "rm", "plain", "--yes")
-    assert refused.returncode == 1
-    assert refused.stderr == "The server plain is ready: stop it before deleting its profile.\n"
-
     restarted = ok(mlxui(app, "restart", "plain", "--json"))
     new_pid = int(re.search(r'"pid": (\d+)', restarted)[1])
     assert new_pid != pid and not alive(pid) and alive(new_pid)
 
-    assert ok(mlxui(app, "stop", "plain")) == "plain is stopped.\n"
-    assert not alive(new_pid)
     unconfirmed = mlxui(app, "rm", "plain")
     assert unconfirmed.returncode == 2
     assert unconfirmed.stderr == "Refusing to delete the profile plain without confirmation: add --yes\n"
-    assert ok(mlxui(app, "rm", "plain", "--yes")) == "Deleted the profile plain.\n"
+    assert alive(new_pid), "nothing happens without confirmation"
+    # The same rule as the UI and the API: deleting the profile of a running server stops it.
+    assert ok(mlxui(app, "rm", "plain", "--yes")) == "Stopped its server and deleted the profile plain.\n"
+    assert not alive(new_pid)
     missing = mlxui(app, "start", "plain")
     assert (missing.returncode, missing.stderr) == (1, "There is no server profile named 'plain'.\n")
     odd = mlxui(app, "stop", "../x")
@@ -179,6 +177,11 @@ def test_logs_follow_prints_new_lines_and_ctrl_c_ends_it(app: AppProcess) -> Non
         follower.send_signal(signal.SIGINT)
         assert follower.wait(10) == 0
         assert "Traceback" not in follower.stderr.read()
+        server_pid = next(
+            s["pid"] for s in json.loads(ok(mlxui(app, "list", "--json"))) if s["name"] == "tail"
+        )
+        assert ok(mlxui(app, "stop", "tail")) == "tail is stopped.\n"
+        assert not alive(server_pid)
     finally:
         if follower.poll() is None:
             follower.kill()
@@ -226,3 +229,49 @@ def test_export_then_import_restores_the_profiles(app: AppProcess, tmp_path: Pat
     assert ok(mlxui(app, "import", str(export), "--replace")) == "Imported 2 profiles: a, b.\n"
     unreadable = mlxui(app, "import", str(tmp_path / "missing.yaml"))
     assert unreadable.returncode == 1 and unreadable.stderr.startswith("Cannot read ")
+
+
+def settings_cli(app: AppProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlxui", "settings", *args],
+        env=app_env(app.home, {"MLXUI_PORT": str(app.port)}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_settings_from_the_cli_apply_to_the_running_app(app: AppProcess) -> None:
+    try:
+        assert ok(settings_cli(app, "set", "default-idle-ttl", "900")) == "default-idle-ttl = 900\n"
+        ok(mlxui(app, "add", "lazy", "--model", PLAIN))
+        lazy = next(p for p in httpx.get(f"{app.url}/api/profiles").json() if p["name"] == "lazy")
+        assert lazy["idle_ttl"] == 900, "the default idle stop applies to profiles the CLI adds"
+
+        generated = ok(settings_cli(app, "set", "gateway-key"))
+        key = re.fullmatch(
+            r"Gateway key: (mlxui-\S+)\n\(copy it now: mlxui does not show it again\)\n", generated
+        )
+        assert key, generated
+        bearer = {"Authorization": f"Bearer {key[1]}"}
+        assert httpx.get(f"{app.url}/v1/models").status_code == 401
+        assert httpx.get(f"{app.url}/v1/models", headers=bearer).status_code == 200
+        listed = ok(settings_cli(app, "list"))
+        assert "gateway-key       set (hidden)" in listed and key[1] not in listed
+        assert "max-running       -" in listed and "default-idle-ttl  900" in listed
+
+        refused = settings_cli(app, "set", "max-running", "zero")
+        assert (refused.returncode, refused.stderr) == (
+            2,
+            "max_running: Give a whole number or leave it empty.\n",
+        )
+        unknown = settings_cli(app, "set", "colour", "red")
+        assert unknown.returncode == 2 and unknown.stderr.startswith(
+            "colour: 'colour' is not a setting here."
+        )
+
+        assert ok(settings_cli(app, "unset", "gateway-key")) == "gateway-key = -\n"
+        assert httpx.get(f"{app.url}/v1/models").status_code == 200
+    finally:
+        httpx.put(f"{app.url}/api/settings", json={"default_idle_ttl": None, "gateway_key": None})

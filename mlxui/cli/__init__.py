@@ -13,7 +13,14 @@ from collections.abc import Sequence
 
 from mlxui import __version__
 from mlxui.app_client import AppApiError
-from mlxui.cli import app_commands, chats_commands, models_commands, servers_commands, system_commands
+from mlxui.cli import (
+    app_commands,
+    chats_commands,
+    models_commands,
+    servers_commands,
+    settings_commands,
+    system_commands,
+)
 from mlxui.cli.common import CliError, api_exit_code
 from mlxui.config import ConfigError
 
@@ -29,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_commands.add_commands(commands)
     servers_commands.add_commands(commands)
     system_commands.add_commands(commands)
+    settings_commands.add_commands(commands)
     chats_commands.add_commands(commands)
     return parser
 

@@ -17,6 +17,7 @@ from mlxui.app_client import AppApiError, AppClient
 from mlxui.cli.common import CliError, add_target_options, app_client, config_from_args, print_json
 from mlxui.servers.profile_rules import NAME_PATTERN
 
+YAML_BODY = {"Content-Type": "application/yaml"}  # the app takes only declared bodies (docs/security.md)
 START_TIMEOUT_S = 600.0  # the app gives up on a load long before (its ready timeout)
 POLL_S = 0.5
 
@@ -37,7 +38,10 @@ def add_commands(commands: Any) -> None:
         "--port", dest="server_port", type=int, metavar="P", help="fixed port (default: a free one)"
     )
     add.add_argument(
-        "--ttl", type=int, metavar="SECONDS", help="stop after this long unused (on-demand starts)"
+        "--ttl",
+        type=int,
+        metavar="SECONDS",
+        help="stop after this long unused (on-demand starts; default: the setting default-idle-ttl)",
     )
     add.add_argument("--temp", type=float, metavar="T", help="default sampling temperature")
     add.add_argument("--max-tokens", type=int, metavar="N", help="default maximum tokens per reply")
@@ -69,7 +73,7 @@ def add_commands(commands: Any) -> None:
     import_.add_argument("file", metavar="FILE", help="an export (- for standard input)")
     import_.add_argument("--replace", action="store_true", help="overwrite profiles with the same name")
 
-    rm = _action(sub, "rm", "delete a profile (its server must be stopped)", rm_command, named=True)
+    rm = _action(sub, "rm", "delete a profile (a running server is stopped first)", rm_command, named=True)
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
 
@@ -106,7 +110,9 @@ def add_command(args: argparse.Namespace) -> int:
         "name": args.name, "model": args.model, "port": args.server_port, "idle_ttl": args.ttl,
         "temperature": args.temp, "max_tokens": args.max_tokens, "autostart": args.autostart,
     }  # fmt: skip
-    profile = _api(args).call("POST", "/api/profiles", json=values)
+    # Only what was given: a left-out idle stop takes the app's default, an explicit null means never.
+    given = {key: value for key, value in values.items() if value is not None}
+    profile = _api(args).call("POST", "/api/profiles", json=given)
     if args.json:
         print_json(profile)
         return 0
@@ -180,7 +186,7 @@ def import_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"Cannot read {args.file}: {exc.strerror or exc}", 1) from exc
     params = {"replace": "true"} if args.replace else None
-    result = api.call("POST", "/api/profiles/import", params=params, content=data)
+    result = api.call("POST", "/api/profiles/import", params=params, content=data, headers=YAML_BODY)
     names = result["imported"]
     print(f"Imported {len(names)} profile{'s' if len(names) != 1 else ''}: {', '.join(names) or '-'}.")
     return 0
@@ -192,14 +198,15 @@ def rm_command(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             raise CliError(f"Refusing to delete the profile {args.name} without confirmation: add --yes", 2)
         try:
-            answer = input(f"Delete the server profile {args.name}? [y/N] ")
+            answer = input(f"Delete the server profile {args.name}? A running server is stopped. [y/N] ")
         except EOFError:
             answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             print("Nothing deleted.")
             return 1
-    api.call("DELETE", f"/api/profiles/{_seg(args.name)}")
-    print(f"Deleted the profile {args.name}.")
+    result = api.call("DELETE", f"/api/profiles/{_seg(args.name)}")
+    stopped = "Stopped its server and deleted" if result.get("stopped") else "Deleted"
+    print(f"{stopped} the profile {args.name}.")
     return 0
 
 
