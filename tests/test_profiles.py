@@ -185,7 +185,8 @@ async def test_import_is_all_or_nothing(profiles: ProfileBook) -> None:
         ("a: [", "This is not a YAML file"),
         ("version: 2\nprofiles: []", "version 2"),
         ("just text", "Expected a mapping with a 'profiles' list"),
-        (yaml.safe_dump([{"name": "x", "model": PLAIN}] * 2), "names these profiles twice: x"),
+        (yaml.safe_dump([{"name": "x", "model": PLAIN}, {"name": "x", "model": PLAIN}]), "twice: x"),
+        (yaml.safe_dump([{"name": "x", "model": PLAIN}] * 2), "anchors and aliases"),  # one object twice
     ]:
         with pytest.raises(ProfileError, match=message):
             await profiles.import_yaml(bad)

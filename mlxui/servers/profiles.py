@@ -172,8 +172,11 @@ class ProfileBook:
 
     async def export_yaml(self) -> str:
         profiles = [p.editable() for p in await self.all()]
-        return yaml.safe_dump(
-            {"version": YAML_VERSION, "profiles": profiles}, sort_keys=False, allow_unicode=True
+        return yaml.dump(  # never with anchors: the import refuses them
+            {"version": YAML_VERSION, "profiles": profiles},
+            Dumper=_PlainDumper,
+            sort_keys=False,
+            allow_unicode=True,
         )
 
     async def import_yaml(self, text: str, *, replace_existing: bool = False) -> list[Profile]:
@@ -240,6 +243,11 @@ class ProfileBook:
         if row is None:
             raise ProfileError("name", f"There is no profile named {name!r}.")
         return row
+
+
+class _PlainDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _free_copy_name(name: str, taken: set[str]) -> str:

@@ -170,7 +170,13 @@ ALIAS_BOMB = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
 
 
 def test_a_yaml_alias_bomb_is_refused_at_once_and_the_app_keeps_answering(app) -> None:
+    from mlxui.servers.profiles import ProfileError, _parse_export
+
     assert len(ALIAS_BOMB) < 600
+    started = time.monotonic()
+    with pytest.raises(ProfileError):
+        _parse_export(ALIAS_BOMB)
+    assert time.monotonic() - started < 0.1, "refused before anything is expanded"
     health: list[float] = []
     stop = threading.Event()
 
