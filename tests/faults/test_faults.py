@@ -83,6 +83,31 @@ def test_killed_mlxui_readopts_its_server_on_the_next_start(hub_cache, tmp_path)
             psutil.Process(server_pid).kill()
 
 
+def test_a_re_adopted_server_killed_9_is_crashed_within_2_s_and_the_gateway_says_503(
+    hub_cache, tmp_path
+) -> None:
+    """A re-adopted server is not our child: only psutil sees it die, and that must still count."""
+    env = {"HF_HUB_CACHE": str(hub_cache.cache_dir)}
+    app = start_app(tmp_path / "home", env=env)
+    server_pid = None
+    try:
+        server_pid = add_and_start(app, "plain", hub_cache.repos["plain"])["pid"]
+        os.kill(app.pid, signal.SIGKILL)
+        app.process.wait(10)
+        app = start_app(tmp_path / "home", env=env)
+        wait_state(app, "plain", "ready", 10)
+        assert httpx.get(f"{app.url}/api/servers/plain", timeout=5).json()["pid"] == server_pid, "re-adopted"
+        os.kill(server_pid, signal.SIGKILL)
+        assert wait_state(app, "plain", "crashed", 2.0) < 2.0
+        refused = ask(app, "plain")
+        assert refused.status_code == 503 and "crashed" in refused.json()["error"]["message"]
+        assert refused.headers["retry-after"], "the client is told when to try again"
+    finally:
+        app.stop()
+        if server_pid and psutil.pid_exists(server_pid):
+            psutil.Process(server_pid).kill()
+
+
 def test_a_download_killed_at_ten_random_points_ends_intact(fake_hub, tmp_path) -> None:
     folder = tmp_path / "repo"
     folder.mkdir()
