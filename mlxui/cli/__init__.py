@@ -7,7 +7,9 @@ setting that cannot work (port in use, bad value), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from mlxui import __version__
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    restore_ctrl_c()
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not args_list or args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version"):
@@ -45,6 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mlxui: interrupted", file=sys.stderr)
         return 130
+
+
+def restore_ctrl_c() -> None:
+    """Make Ctrl-C raise KeyboardInterrupt however mlxui was started. A shell starts the commands
+    of a background job (`mlxui ... &` in a script) with SIGINT ignored, and Python keeps an
+    ignored SIGINT ignored: every command would then shrug off Ctrl-C and `kill -INT`."""
+    if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":
