@@ -132,7 +132,7 @@ def test_a_download_killed_at_ten_random_points_resumes_each_time_and_ends_intac
     fake_hub.on_file_get = note_partial
     env = {**app_env(tmp_path / "home"), "HF_ENDPOINT": fake_hub.url, "HF_HUB_DISABLE_XET": "1",
            "HF_HUB_CACHE": str(cache_dir)}  # fmt: skip
-    command = [sys.executable, "-m", "mlxui", "models", "pull", repo_id]
+    command = [sys.executable, "-m", "mlxui", "models", "pull", repo_id, "--direct"]  # never a running app
     fake_hub.stall_seconds = 60  # a cut body stays silent until the run is killed
     for run in range(10):
         fake_hub.stall_after_bytes = rng.randint(64_000, 450_000)  # where this run's transfer is cut
