@@ -19,6 +19,7 @@ import pytest
 from mlxui.cli.models_commands import OFFLINE_LINE
 from mlxui.hub import cache
 from mlxui.hub.errors import gated_message
+from tests.harness.downloads import weight_gets
 from tests.harness.fakehub import FakeHub
 from tests.harness.fixtures_hub import HubEnv
 from tests.harness.fixtures_models import HubCache, ModelDirs
@@ -200,6 +201,33 @@ def test_ctrl_c_keeps_the_bytes_and_the_next_pull_fetches_only_the_rest(
     assert hub.bytes_served(repo_id) - served_before == total - on_disk  # nothing fetched twice
     (model,) = cache.cached_revisions(hf_env.cache_dir)
     assert _sha256(model.path / "model.safetensors") == _sha256(big_model / "model.safetensors")
+
+
+def test_ctrl_c_interrupts_a_pull_started_with_sigint_ignored(
+    hf_env: HubEnv, big_model: Path, tmp_path: Path
+) -> None:
+    """A shell starts a background job's commands with SIGINT ignored (`mlxui models pull x &` in a
+    script, `scripts/test &`); mlxui restores Ctrl-C itself."""
+    repo_id = serve(hf_env.hub, big_model)
+    hf_env.hub.stall_after_bytes, hf_env.hub.stall_seconds = 1_000_000, 30.0  # then silent: it waits
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlxui", "models", "pull", repo_id],
+        env=cli_env(hf_env, tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # what the shell does
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not ((gets := weight_gets(hf_env.hub, repo_id)) and gets[0].bytes_sent == 1_000_000):
+            assert process.poll() is None and time.monotonic() < deadline, "the download never got going"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("Interrupted: "), stderr
 
 
 def test_offline_search_fails_in_one_line_and_list_still_works(

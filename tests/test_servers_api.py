@@ -190,6 +190,7 @@ def test_edit_duplicate_export_import_round_trip(api: httpx.Client) -> None:
         "/api/profiles", json={"name": "b", "model": PLAIN, "chat_template_args": {"enable_thinking": False}}
     )
     assert api.put("/api/profiles/a", json={"max_tokens": 32}).json()["max_tokens"] == 32
+    assert max_tokens_of(api, "a") == (32, 32), "saved, and the server's profile follows"
     bad_edit = error_of(api.put("/api/profiles/a", json={"top_p": 3}), 422)
     assert bad_edit["fields"] == {"top_p": "Must be above 0 up to 1."}
     assert error_of(api.put("/api/profiles/zzz", json={}), 404)["type"] == "not_found"
@@ -227,10 +228,19 @@ def test_a_foreign_origin_cannot_change_anything(api: httpx.Client, app: AppProc
     assert error_of(api.post("/api/servers/guarded/start", headers=evil), 403)["type"] == "forbidden"
     assert error_of(api.post("/api/profiles", headers=evil, json={"name": "x", "model": PLAIN}), 403)
     assert error_of(api.delete("/api/profiles/guarded", headers=evil), 403)
+    assert error_of(api.put("/api/profiles/guarded", headers=evil, json={"max_tokens": 4}), 403)
     assert api.get("/api/servers/guarded").json()["state"] == "stopped"
     assert [p["name"] for p in api.get("/api/profiles").json()] == ["guarded"]
+    assert max_tokens_of(api, "guarded") == (None, None), "the foreign edit changed nothing"
     same_site = api.put("/api/profiles/guarded", headers={"Origin": app.url}, json={"max_tokens": 8})
-    assert same_site.status_code == 200
+    assert same_site.status_code == 200 and same_site.json()["max_tokens"] == 8
+    assert max_tokens_of(api, "guarded") == (8, 8), "saved, and the server's profile follows"
+
+
+def max_tokens_of(api: httpx.Client, name: str) -> tuple[int | None, int | None]:
+    """(`max_tokens` of the saved profile, of the profile the server would start with)."""
+    saved = next(p for p in api.get("/api/profiles").json() if p["name"] == name)
+    return saved.get("max_tokens"), api.get(f"/api/servers/{name}").json()["profile"].get("max_tokens")
 
 
 def test_settings_apply_to_every_face(api: httpx.Client) -> None:

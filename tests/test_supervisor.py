@@ -294,7 +294,7 @@ async def test_a_kept_server_is_re_adopted_and_stale_records_are_cleared(
     server.record_usage(7, 8)
     pid, create_time = server.pid, server.create_time
     await old.shut_down(stop_servers=False)
-    assert psutil.Process(pid).is_running()
+    assert alive(pid), "kept running"  # is_running() alone is also true for a killed, unreaped child
     # A pid that died, and a live pid that is some other program, as a crash would leave them.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -335,5 +335,13 @@ async def test_a_vision_model_runs_on_mlx_vlm_server(supervisor: Supervisor) -> 
     assert server.profile.kind == "vlm"
     await supervisor.start("vision")
     assert server.kind == "vlm" and "mlx_vlm.server" in psutil.Process(server.pid).cmdline()
-    assert isinstance(await chat(server), str)  # mlx_vlm needs `model`: upstream_model carries it
+    body = {"model": server.upstream_model, "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        response = await client.post("/v1/chat/completions", json=body)  # mlx_vlm needs `model`
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["choices"][0]["message"]["content"], "the random model says something"
+    assert (answer["choices"][0]["finish_reason"], answer["usage"]["completion_tokens"]) == ("length", 8), (
+        "the profile's max_tokens reached mlx_vlm.server"
+    )
     await supervisor.stop("vision")

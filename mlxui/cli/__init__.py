@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from mlxui import __version__
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit code. Output into a pipe that closes early (`mlxui models list
     --json | head -1`) ends the command quietly, whatever it was printing."""
+    restore_ctrl_c()
     try:
         try:
             return _run(argv)
@@ -74,6 +77,14 @@ def _run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("mlxui: interrupted", file=sys.stderr)
         return 130
+
+
+def restore_ctrl_c() -> None:
+    """Make Ctrl-C raise KeyboardInterrupt however mlxui was started. A shell starts the commands
+    of a background job (`mlxui ... &` in a script) with SIGINT ignored, and Python keeps an
+    ignored SIGINT ignored: every command would then shrug off Ctrl-C and `kill -INT`."""
+    if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":

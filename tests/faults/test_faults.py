@@ -11,11 +11,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psutil
 
+from mlxui.hub import cache
 from tests.harness.app_process import app_env, start_app
+from tests.harness.downloads import weight_gets
+from tests.harness.fakehub import RequestRecord
 from tests.harness.models import PLAIN_REPLY, build_scripted_plain
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 20}
@@ -83,35 +87,106 @@ def test_killed_mlxui_readopts_its_server_on_the_next_start(hub_cache, tmp_path)
             psutil.Process(server_pid).kill()
 
 
-def test_a_download_killed_at_ten_random_points_ends_intact(fake_hub, tmp_path) -> None:
+def test_a_re_adopted_server_killed_9_is_crashed_within_2_s_and_the_gateway_says_503(
+    hub_cache, tmp_path
+) -> None:
+    """A re-adopted server is not our child: only psutil sees it die, and that must still count."""
+    env = {"HF_HUB_CACHE": str(hub_cache.cache_dir)}
+    app = start_app(tmp_path / "home", env=env)
+    server_pid = None
+    try:
+        server_pid = add_and_start(app, "plain", hub_cache.repos["plain"])["pid"]
+        os.kill(app.pid, signal.SIGKILL)
+        app.process.wait(10)
+        app = start_app(tmp_path / "home", env=env)
+        wait_state(app, "plain", "ready", 10)
+        assert httpx.get(f"{app.url}/api/servers/plain", timeout=5).json()["pid"] == server_pid, "re-adopted"
+        os.kill(server_pid, signal.SIGKILL)
+        assert wait_state(app, "plain", "crashed", 2.0) < 2.0
+        refused = ask(app, "plain")
+        assert refused.status_code == 503 and "crashed" in refused.json()["error"]["message"]
+        assert refused.headers["retry-after"], "the client is told when to try again"
+    finally:
+        app.stop()
+        if server_pid and psutil.pid_exists(server_pid):
+            psutil.Process(server_pid).kill()
+
+
+def test_a_download_killed_at_ten_random_points_resumes_each_time_and_ends_intact(fake_hub, tmp_path) -> None:
     folder = tmp_path / "repo"
     folder.mkdir()
     rng = random.Random(7)
     payload = rng.randbytes(6_000_000)
     (folder / "model.safetensors").write_bytes(payload)
     (folder / "config.json").write_text('{"model_type": "llama"}')
-    fake_hub.add_repo("faults/killed-often", folder)
-    fake_hub.throttle_bps = 3_000_000
-    cache = tmp_path / "cache"
+    repo_id = "faults/killed-often"
+    fake_hub.add_repo(repo_id, folder)
+    cache_dir = tmp_path / "cache"
+    partial = cache.partial_path(cache_dir, repo_id, hashlib.sha256(payload).hexdigest())
+    on_disk_at_get: list[tuple[str | None, int]] = []  # (Range asked, partial file size) per weights GET
+
+    def note_partial(rec: RequestRecord) -> None:
+        if rec.filename == "model.safetensors":
+            on_disk_at_get.append((rec.range, partial.stat().st_size if partial.exists() else 0))
+
+    fake_hub.on_file_get = note_partial
     env = {**app_env(tmp_path / "home"), "HF_ENDPOINT": fake_hub.url, "HF_HUB_DISABLE_XET": "1",
-           "HF_HUB_CACHE": str(cache)}  # fmt: skip
-    command = [sys.executable, "-m", "mlxui", "models", "pull", "faults/killed-often"]
-    for _ in range(10):
+           "HF_HUB_CACHE": str(cache_dir)}  # fmt: skip
+    command = [sys.executable, "-m", "mlxui", "models", "pull", repo_id, "--direct"]  # never a running app
+    fake_hub.stall_seconds = 60  # a cut body stays silent until the run is killed
+    for run in range(10):
+        fake_hub.stall_after_bytes = rng.randint(64_000, 450_000)  # where this run's transfer is cut
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.2, 2.2))  # start-up is ~1 s; then some bytes move
-        proc.kill()
-        proc.wait(10)
-    fake_hub.throttle_bps = None
+        try:
+            wait_cut_written(fake_hub, repo_id, partial, on_disk_at_get, count=run + 1)
+        finally:
+            proc.kill()
+            proc.wait(10)
+        assert_resumed_from_disk(on_disk_at_get, run + 1)
+    fake_hub.stall_after_bytes = None
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    blobs = list((cache / "models--faults--killed-often" / "blobs").iterdir())
+    blobs = list((cache_dir / "models--faults--killed-often" / "blobs").iterdir())
     assert not [b for b in blobs if b.name.endswith(".incomplete")], "no partial file left behind"
     weights = next(b for b in blobs if b.stat().st_size == len(payload))
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == hashlib.sha256(payload).hexdigest()
     on_disk = sum(b.stat().st_size for b in blobs)
     assert on_disk < len(payload) + 10_000, "no duplicated disk use"
-    served = fake_hub.bytes_served("faults/killed-often")
-    print(f"10 kills: served {served} bytes for a {len(payload)}-byte file ({served / len(payload):.3f}x)")
+
+    assert len(on_disk_at_get) == 11, f"one GET per run: {on_disk_at_get}"
+    assert_resumed_from_disk(on_disk_at_get, 11)
+    served = fake_hub.bytes_served(repo_id)
+    repo_bytes = len(payload) + len('{"model_type": "llama"}')
+    print(f"10 kills: served {served} bytes for {repo_bytes} ({served / repo_bytes:.3f}x)")
+    assert served <= 1.02 * repo_bytes, "what was on disk is never fetched again"
+
+
+def assert_resumed_from_disk(on_disk_at_get: list[tuple[str | None, int]], run: int) -> None:
+    """Run `run` (from 1) asked for the bytes after those in the partial file, and there were some."""
+    asked, size = on_disk_at_get[run - 1]
+    if run == 1:
+        assert (asked, size) == (None, 0), "the first run starts from nothing"
+    else:
+        assert size > 0 and asked == f"bytes={size}-", (
+            f"run {run} asked for {asked or 'the whole file'} with {size} bytes on disk"
+        )
+
+
+def wait_cut_written(
+    hub, repo_id: str, partial: Path, on_disk_at_get: list[tuple[str | None, int]], *, count: int
+) -> None:
+    """Until the `count`th GET of the weights went silent at `hub.stall_after_bytes` and the client
+    appended all of it to the partial file: nothing is in flight, so a kill now loses nothing the
+    next run should fetch."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        gets = weight_gets(hub, repo_id)
+        cut = len(gets) >= count and gets[count - 1].bytes_sent == hub.stall_after_bytes
+        on_disk = partial.stat().st_size if partial.exists() else 0
+        if cut and on_disk == on_disk_at_get[count - 1][1] + hub.stall_after_bytes:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"GET {count} of {repo_id} never reached the disk up to its cut")
 
 
 def test_a_corrupt_config_is_reported_not_a_traceback(hub_cache, model_dirs, tmp_path) -> None:

@@ -41,7 +41,10 @@ async def test_an_automatic_port_taken_meanwhile_is_replaced_by_another(
         assert server.state == ServerState.READY and handed[0] == taken and server.port == handed[-1] != taken
         assert await chat(server) == PLAIN_REPLY
         assert "Address already in use" in server.log_path.read_text(), "the lost race is in the log"
-        holder.getsockname()  # the other program still has its port
+        holder.settimeout(5)
+        with socket.create_connection(("127.0.0.1", taken), timeout=5):
+            accepted, _ = holder.accept()  # a client of that port still reaches the other program
+            accepted.close()
 
 
 async def test_a_fixed_port_taken_after_the_check_fails_clearly_and_starts_once_free(

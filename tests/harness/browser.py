@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException, UnexpectedAlertPresentException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -31,6 +32,9 @@ def new_driver(width: int = 1400, height: int = 900, *, performance_log: bool = 
     browser, driver = paths
     options = webdriver.ChromeOptions()
     options.binary_location = browser
+    # An alert a page opened fails the next command (UnexpectedAlertPresentException) and is
+    # dismissed, so the session's one browser stays usable for the next test.
+    options.unhandled_prompt_behavior = "dismiss and notify"
     profile = tempfile.mkdtemp(prefix="mlxui-chrome-")
     for arg in (
         "--headless=new",
@@ -67,6 +71,9 @@ def screenshot(chrome: webdriver.Chrome, name: str) -> Path:
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
+    """Poll `predicate` until it returns something truthy. Errors while a page loads are retried,
+    but an alert is not: a page script opened it (an XSS payload that ran), and Chromium would
+    dismiss it at the next command, hiding it from the test."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -74,6 +81,8 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str =
             value = predicate()
             if value:
                 return value
+        except UnexpectedAlertPresentException:
+            raise
         except Exception as exc:  # noqa: BLE001 - selenium raises many kinds while a page loads
             last_error = exc
         time.sleep(0.1)
@@ -83,3 +92,42 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str =
 def find_marked(chrome: webdriver.Chrome, marker: str) -> WebElement:
     """An element marked in NiceGUI with `.mark(marker)`."""
     return chrome.find_element(By.CSS_SELECTOR, f'[data-testid="{marker}"]')
+
+
+# Records every element a page script could run from as it is added: an on* attribute, a
+# javascript: link, a <script> carrying a `__xss` payload. Catches markup that was in the DOM only
+# between two redraws of a streaming reply, whether or not its handler got to run.
+_WATCH_JS = """
+window.__unsafe = [];
+new MutationObserver(records => {
+  for (const record of records) for (const node of record.addedNodes) {
+    if (node.nodeType !== 1) continue;
+    for (const el of [node, ...node.querySelectorAll('*')]) {
+      const handler = [...el.attributes].some(a => a.name.toLowerCase().startsWith('on'));
+      const jsLink = /^\\s*javascript:/i.test(el.getAttribute('href') || '');
+      const script = el.tagName === 'SCRIPT' && el.textContent.includes('__xss');
+      if (handler || jsLink || script) window.__unsafe.push(el.outerHTML.slice(0, 200));
+    }
+  }
+}).observe(document.body, {childList: true, subtree: true});
+"""
+
+
+def watch_for_scripts(chrome: webdriver.Chrome) -> None:
+    """From now on (until the next page load), note every runnable element added to the page."""
+    chrome.execute_script(_WATCH_JS)
+
+
+def scripts_that_ran(chrome: webdriver.Chrome) -> tuple[object, list[str]]:
+    """(`window.__xss`, the runnable elements watch_for_scripts saw): `(None, [])` when inert.
+    Payloads under test set `window.__xss`, which only a script that ran can do."""
+    xss, unsafe = chrome.execute_script("return [window.__xss ?? null, window.__unsafe ?? []]")
+    return xss, unsafe
+
+
+def assert_no_alert(chrome: webdriver.Chrome) -> None:
+    try:
+        alert = chrome.switch_to.alert
+    except NoAlertPresentException:
+        return
+    raise AssertionError(f"a page script opened an alert: {alert.text}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -182,6 +183,9 @@ class FakeHub:
         self.tree_page_size = 1000
         self.valid_tokens: dict[str, str] = {VALID_TOKEN: "tester"}  # token -> user name
         self.offline = False
+        # Called with each file GET's record before its body is sent, in the handler thread: lets a
+        # test look at the client's side (the partial file) at the moment a transfer (re)starts.
+        self.on_file_get: Callable[[RequestRecord], None] | None = None
         with self._lock:
             self.requests.clear()
 
@@ -323,6 +327,8 @@ class FakeHub:
                 raise HubError(416, "Range Not Satisfiable", None, {"Content-Range": f"bytes */{entry.size}"})
             (start, end), status = parsed, 206
             headers["Content-Range"] = f"bytes {start}-{end}/{entry.size}"
+        if h.command == "GET" and self.on_file_get is not None:
+            self.on_file_get(rec)
         h.send_head(rec, status, headers, end + 1 - start)
         if h.command == "GET":
             try:
@@ -340,6 +346,9 @@ class FakeHub:
                 bps = self.throttle_bps
                 n = min(max(1024, min(_CHUNK, bps // 20)) if bps else _CHUNK, stop - start - rec.bytes_sent)
                 n, fault = self._cut_point(rec.bytes_sent, n)
+                if h.client_gone():  # bytes_sent counts only what the client could still read
+                    h.close_connection = True
+                    return
                 h.wfile.write(fh.read(n))
                 rec.bytes_sent += n
                 if fault == "stall":

@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import re
+import select
 import socket
 import sys
 import threading
@@ -103,6 +104,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # requests are recorded in FakeHub.requests instead of printed
+
+    def client_gone(self) -> bool:
+        """Has the client closed its end (killed, or gave up)? The kernel still accepts one more
+        write into such a socket, so a body streamed on without asking would count bytes as sent
+        that nobody can ever read."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:  # reset by the peer: gone as well
+            return True
 
     def send_json(self, rec: RequestRecord, status: int, body: Any, headers: dict | None = None) -> None:
         data = json.dumps(body).encode()

@@ -42,14 +42,36 @@ def app_process(tmp_path: Path) -> Iterator[AppProcess]:
         yield app
 
 
+BROWSER_MISSING = "chromium and chromium-driver are not installed"
+
+
 @pytest.fixture(scope="session")
 def chrome():
     """One headless Chromium for the session (tests navigate it where they need)."""
     if chromium_paths() is None and os.environ.get("CI") != "true":
-        pytest.skip("chromium and chromium-driver are not installed")
+        pytest.skip(BROWSER_MISSING)
     driver = new_driver()
     procguard.keep(driver.service.process.pid)
     yield driver
     pid = driver.service.process.pid
     quit_driver(driver)
     procguard.release(pid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A missing Chromium skips every browser test with one quiet "s" each: say it loudly, since
+    then none of the pages was tested."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if BROWSER_MISSING in _skip_reason(r)]
+    if skipped:
+        count = "1 test needs" if len(skipped) == 1 else f"{len(skipped)} tests need"
+        terminalreporter.write_sep(
+            "!",
+            f"BROWSER TESTS SKIPPED: {count} chromium + chromedriver (apt-get install chromium chromium-driver)",
+            red=True,
+            bold=True,
+        )
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr  # a skip's is (path, line, "Skipped: <reason>")
+    return longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
