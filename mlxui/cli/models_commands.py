@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlxui.cli import folder_commands
 from mlxui.cli.app_pull import app_is_running, pull_through_app
 from mlxui.cli.common import CliError, human_bytes, print_json
 from mlxui.config import Config, load_config
@@ -69,6 +70,7 @@ def add_commands(commands: Any) -> None:
     rm.add_argument("repo", metavar="REPO", help="org/name")
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     rm.set_defaults(handler=rm_command)
+    folder_commands.add_commands(sub)
 
 
 # ----- search -------------------------------------------------------------------------------------
@@ -138,7 +140,7 @@ def info_command(args: argparse.Namespace) -> int:
 async def _ask_hub(config: Config, repo_id: str) -> Any:
     from mlxui.hub.model_info import get_model_details
 
-    async with _database(config) as db_ok:
+    async with database(config) as db_ok:
         return await get_model_details(repo_id, endpoint=config.hf_endpoint, use_db=db_ok)
 
 
@@ -220,7 +222,7 @@ async def _check_repo(config: Config, repo_id: str) -> None:
     from mlxui.hub.errors import HubError
     from mlxui.hub.model_info import get_model_details
 
-    async with _database(config) as db_ok:
+    async with database(config) as db_ok:
         try:  # the small files first: a missing or gated repo fails in a second, before any weight
             details = await get_model_details(repo_id, endpoint=config.hf_endpoint, use_db=db_ok)
         except HubError as exc:
@@ -242,7 +244,7 @@ def list_command(args: argparse.Namespace) -> int:
     config = load_config()
 
     async def run() -> list[Any]:
-        async with _database(config, create=False) as db_ok:
+        async with database(config, create=False) as db_ok:
             folders = None if db_ok else []
             return await list_local_models(config.hf_cache, folders=folders, include_incomplete=True)
 
@@ -292,7 +294,7 @@ def rm_command(args: argparse.Namespace) -> int:
             return 1
 
     async def run() -> int:
-        async with _database(config, create=False) as db_ok:
+        async with database(config, create=False) as db_ok:
             return await delete_cached_model(
                 config.hf_cache, repo_id, in_use=recorded_server_using if db_ok else None
             )
@@ -309,7 +311,7 @@ def rm_command(args: argparse.Namespace) -> int:
 
 # ----- shared -------------------------------------------------------------------------------------
 @asynccontextmanager
-async def _database(config: Config, *, create: bool = True) -> AsyncIterator[bool]:
+async def database(config: Config, *, create: bool = True) -> AsyncIterator[bool]:
     """MLXUI_HOME's database for the duration; yields False (and works without it) when absent
     (and not to be created) or unusable."""
     from mlxui.db import DatabaseError, close_db, init_db

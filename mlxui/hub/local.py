@@ -158,6 +158,8 @@ async def add_local_folder(folder: Path | str) -> LocalEntry:
         raise LocalModelError(f"{path} is not a folder.")
     if not (path / "config.json").is_file():
         raise LocalModelError(f"{path} has no config.json: it does not look like a model folder.")
+    if not any(path.glob("*.safetensors")):
+        raise LocalModelError(f"{path} has no weights (*.safetensors): MLX servers load safetensors files.")
     from mlxui.db import set_setting
 
     folders = await local_folders()

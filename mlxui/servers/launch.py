@@ -132,3 +132,43 @@ def file_size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def model_problem(profile: Profile, hf_cache: Path) -> str | None:
+    """Why `profile`'s model cannot be served, checked before spawning (blocking: reads files):
+    gone, unreadable, no weights, or weights alone larger than this machine's memory."""
+    from mlxui.hub.capabilities import read_local_capabilities
+    from mlxui.hub.memory import estimate_memory, system_memory
+    from mlxui.servers.profiles import resolve_model
+
+    for field, model in (("model", profile.model), ("draft model", profile.draft_model)):
+        if not model:
+            continue
+        folder = resolve_model(model, hf_cache)
+        if folder is None:
+            if model.startswith("/"):
+                return (
+                    f"The {field} folder {model} no longer exists (or has no config.json): remove "
+                    f"the profile {profile.name} or point it at another model."
+                )
+            return f"The {field} {model} is not downloaded any more: download it again on the Models page."
+        try:
+            weights = sorted(folder.glob("*.safetensors"))
+            if not weights:
+                return (
+                    f"The {field} folder {folder} has no weights (*.safetensors): is the download complete?"
+                )
+            with open(weights[0], "rb") as probe:
+                probe.read(8)
+        except OSError as exc:
+            return f"The {field} in {folder} cannot be read: {exc.strerror or exc}."
+        if field == "model":
+            needed = sum(w.stat().st_size for w in weights)
+            estimate = estimate_memory(read_local_capabilities(folder), weight_bytes=needed)
+            total, _ = system_memory()
+            if estimate.weights_bytes > total:
+                return (
+                    f"{model} needs {estimate.weights_bytes / 1e9:.1f} GB for its weights alone; this "
+                    f"machine has {total / 1e9:.1f} GB of memory. Choose a smaller (more quantized) model."
+                )
+    return None

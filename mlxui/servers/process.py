@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import psutil
+from huggingface_hub.constants import HF_HUB_CACHE
 from nicegui import binding
 
 from mlxui.servers.launch import (
@@ -30,6 +31,7 @@ from mlxui.servers.launch import (
     failure_line,
     file_size,
     free_port,
+    model_problem,
     open_log,
     port_in_use,
 )
@@ -98,6 +100,8 @@ class ManagedServer:
         self.failed_at: float | None = None  # monotonic time of the last FAILED transition
         self._logs_dir = logs_dir
         self._env = env
+        # Where repo ids resolve (the supervisor passes the app's cache); huggingface_hub's own default else.
+        self._hf_cache = Path(env["HF_HUB_CACHE"]) if env.get("HF_HUB_CACHE") else Path(HF_HUB_CACHE)
         self._publish = publish
         self._process: ServerProcess | None = None
         self._log_path: Path | None = None
@@ -168,6 +172,9 @@ class ManagedServer:
         self.metrics.reset_totals()
         deadline = time.monotonic() + ready_timeout
         try:
+            problem = await asyncio.to_thread(model_problem, self.profile, self._hf_cache)
+            if problem:
+                raise StartFailure(problem)
             for attempt in range(_PORT_RETRIES):
                 port = self.profile.port or free_port()
                 if self.profile.port and await asyncio.to_thread(port_in_use, port):

@@ -15,6 +15,7 @@ from nicegui import background_tasks, events, ui
 from mlxui.chat.export import ChatImportError, export_chat, export_markdown, import_chat
 from mlxui.chat.store import ChatStoreError, MessageInfo
 from mlxui.hub.capabilities import Capabilities, read_local_capabilities
+from mlxui.servers.process import ServerError
 from mlxui.servers.profiles import resolve_model
 from mlxui.servers.state import ServerState
 from mlxui.ui.components.chat_message import ChatMessage
@@ -22,6 +23,7 @@ from mlxui.ui.components.chat_settings import edit_chat_settings
 from mlxui.ui.components.chat_sidebar import ChatSidebar
 from mlxui.ui.components.composer import Composer
 from mlxui.ui.frame import frame
+from mlxui.ui.notifier import Notifier
 from mlxui.ui.testid import testid
 
 if TYPE_CHECKING:
@@ -136,15 +138,26 @@ class ChatPage:
         with self.banner:
             label = ui.label()
             label.bind_text_from(managed, "state", lambda s: _server_note(managed.name, s))
-            start = ui.button("Start now", on_click=lambda: self._start_server(managed.name)).props(
-                "flat dense"
+            start = testid(
+                ui.button("Start now", on_click=lambda: self._start_server(managed.name)), "start-now"
             )
+            start.props("flat dense")
             start.bind_visibility_from(managed, "state", lambda s: s in (ServerState.STOPPED, ServerState.FAILED,
                                                                          ServerState.CRASHED))  # fmt: skip
         self.banner.bind_visibility_from(managed, "state", lambda s: s != ServerState.READY)
 
     async def _start_server(self, name: str) -> None:
-        background_tasks.create(self.services.supervisor.start(name), name=f"start {name}")
+        notify = Notifier()
+
+        async def run() -> None:
+            try:
+                await self.services.supervisor.start(name)
+            except ServerError as exc:  # the banner shows "failed" too; say why where the user looks
+                notify(
+                    f"{name} could not start: {str(exc).splitlines()[0]}", type="negative", multi_line=True
+                )
+
+        background_tasks.create(run(), name=f"start {name}")
 
     async def new_chat(self) -> None:
         if not self.server:

@@ -22,6 +22,7 @@ from mlxui.ui.components.profile_editor import ProfileEditor
 from mlxui.ui.components.server_tile import ServerTile
 from mlxui.ui.components.state_chip import StateChip
 from mlxui.ui.frame import frame
+from mlxui.ui.notifier import Notifier
 from mlxui.ui.testid import testid
 
 if TYPE_CHECKING:
@@ -150,11 +151,13 @@ class ServersPage:
         ):
             return
 
+        notify = Notifier()
+
         async def run() -> None:
             try:
                 await self.supervisor.start(name)
             except ServerError as exc:
-                ui.notify(
+                notify(
                     f"{name} could not start: {str(exc).splitlines()[0]}", type="negative", multi_line=True
                 )
 
@@ -164,11 +167,13 @@ class ServersPage:
         await self.supervisor.stop(server.name)
 
     async def _restart(self, server: ManagedServer) -> None:
+        notify = Notifier()
+
         async def run() -> None:
             try:
                 await self.supervisor.restart(server.name)
             except ServerError as exc:
-                ui.notify(f"{server.name} could not restart: {str(exc).splitlines()[0]}", type="negative")
+                notify(f"{server.name} could not restart: {str(exc).splitlines()[0]}", type="negative")
 
         background_tasks.create(run(), name=f"restart {server.name}")
 
