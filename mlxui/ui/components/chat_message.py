@@ -93,7 +93,10 @@ class ChatMessage(ui.column):
         self.body.clear()
         self._frozen_upto = 0
         with self.body:
-            self.live = testid(SafeMarkdown(message.content).classes("w-full"), "message-content")
+            typed = message.role == "user"  # a person's line breaks are kept as typed
+            self.live = testid(
+                SafeMarkdown(message.content, hard_breaks=typed).classes("w-full"), "message-content"
+            )
         if message.reasoning:
             self.thinking.set_visibility(True)
             self.reasoning_md.content = message.reasoning

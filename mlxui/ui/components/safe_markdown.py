@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import html
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 import markdown2
@@ -38,9 +39,14 @@ _ATTR = re.compile(r'([a-z-]+)="([^"]*)"')
 
 
 @functools.lru_cache(maxsize=512)
-def render_safe_markdown(source: str) -> str:
-    """Markdown -> HTML that runs no script, links only to http(s)/mailto and loads no remote image."""
-    rendered = markdown2.markdown(source, extras=list(EXTRAS), safe_mode="escape")
+def render_safe_markdown(source: str, hard_breaks: bool = False) -> str:
+    """Markdown -> HTML that runs no script, links only to http(s)/mailto and loads no remote image.
+
+    `hard_breaks` keeps every line break (what a person typed), where Markdown would join lines."""
+    extras: dict[str, Any] = dict.fromkeys(EXTRAS)
+    if hard_breaks:
+        extras["breaks"] = {"on_newline": True}
+    rendered = markdown2.markdown(source, extras=extras, safe_mode="escape")
     clean = nh3.clean(
         rendered,
         attributes=_ALLOWED_ATTRIBUTES,
@@ -82,10 +88,11 @@ def _image_or_link(match: re.Match[str]) -> str:
 
 
 class SafeMarkdown(ui.markdown):
-    def __init__(self, content: str = "") -> None:
+    def __init__(self, content: str = "", *, hard_breaks: bool = False) -> None:
+        self.hard_breaks = hard_breaks  # read by the first render, which the constructor triggers
         super().__init__(content, sanitize=True)
 
     def _handle_content_change(self, content: str) -> None:
-        html_text = render_safe_markdown(content)
+        html_text = render_safe_markdown(content, self.hard_breaks)
         if self._props.get("innerHTML") != html_text:
             self._props["innerHTML"] = html_text
