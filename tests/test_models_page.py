@@ -105,6 +105,10 @@ async def test_badges_appear_when_a_card_is_shown_and_filters_use_them(
     assert vision.caps.vision
     assert "Thinking" in [b.text for b in thinker.badges.descendants() if isinstance(b, ui.badge)]
     assert thinker.fit == "fits"
+    tips = {e.text for e in thinker.badges.descendants() if isinstance(e, ui.tooltip)}
+    assert "Reasons before it answers; the chat shows the thinking in its own panel." in tips
+    assert any(t.startswith("Reads up to ") for t in tips), "the context badge says what ctx means"
+    assert "Its weights and a conversation of the default length fit in this machine's memory." in tips
     user.find(marker="filter-vision").trigger("update:selected", True)
     wrapper = thinker.parent_slot.parent
     await wait_until(lambda: not wrapper.visible)

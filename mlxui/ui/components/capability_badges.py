@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from mlxui.hub.capabilities import Capabilities
+from mlxui.hub.capabilities import Capabilities, format_parameters
 from mlxui.ui.testid import testid
 
 FLAG_COLORS = {
@@ -19,6 +19,33 @@ FIT_LOOK = {
     "tight": ("Tight fit", "warning", "warning"),
     "wont_fit": ("Won't fit", "negative", "block"),
 }
+
+FLAG_TIPS = {
+    "Vision": "Understands images: attach them in the chat.",
+    "Audio": "Takes sound as input.",
+    "Embeddings": "Turns text into vectors (embeddings) rather than writing replies.",
+    "Tools": "Can call tools (functions) that a client offers it.",
+    "Thinking": "Reasons before it answers; the chat shows the thinking in its own panel.",
+}
+FIT_TIPS = {
+    "fits": "Its weights and a conversation of the default length fit in this machine's memory.",
+    "tight": "It fits, but leaves little memory for other programs.",
+    "wont_fit": "Its weights and a conversation need more memory than this machine has.",
+}
+
+
+def badge_tip(label: str, caps: Capabilities) -> str:
+    """What a badge means, in a sentence (its tooltip)."""
+    if label in FLAG_TIPS:
+        return FLAG_TIPS[label]
+    if label.endswith(" ctx") and caps.context_length:
+        return f"Reads up to {caps.context_length:,} tokens of conversation at once (its context window)."
+    if caps.parameters and label.lstrip("~") == format_parameters(caps.parameters):
+        how = (
+            "estimated from the size of its files" if caps.parameters_estimated else "counted from its files"
+        )
+        return f"{label.lstrip('~')} parameters (weights), {how}."
+    return f"Weights stored as {label} numbers: smaller and faster than 16-bit, a little less exact."
 
 
 class CapabilityBadges(ui.row):
@@ -47,14 +74,14 @@ class CapabilityBadges(ui.row):
                 return
             for label in caps.badges():
                 color = FLAG_COLORS.get(label, "grey-7")
-                testid(
-                    ui.badge(label, color=color).props("outline" if label not in FLAG_COLORS else ""), "badge"
-                )
+                badge = ui.badge(label, color=color).props("outline" if label not in FLAG_COLORS else "")
+                testid(badge, "badge").tooltip(badge_tip(label, caps))
             if fit in FIT_LOOK:
                 text, color, icon = FIT_LOOK[fit]
-                with testid(ui.badge(color=color), "fit-badge").classes("gap-1"):
+                with testid(ui.badge(color=color), "fit-badge").classes("gap-1") as badge:
                     ui.icon(icon, size="12px")
                     ui.label(text)
+                badge.tooltip(FIT_TIPS[fit])
             elif fit is None and caps is not None:
                 testid(ui.badge("fit n/a", color="grey").props("outline"), "fit-badge").tooltip(
                     "The weights' size is not known yet, so memory fit cannot be judged."
