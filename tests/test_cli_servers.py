@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import yaml
 
 from tests.harness.app_process import AppProcess, app_env, free_port, module_app
 from tests.harness.fixtures_models import HubCache, ModelDirs
-from tests.harness.models import PLAIN_REPLY
+from tests.harness.models import PLAIN_REPLY, UNLOADABLE_ERROR, build_unloadable
 
 pytestmark = pytest.mark.slow
 
@@ -193,16 +192,14 @@ def test_logs_follow_prints_new_lines_and_ctrl_c_ends_it(app: AppProcess) -> Non
 def test_a_failed_start_prints_the_error_and_log_tail(
     app: AppProcess, model_dirs: ModelDirs, tmp_path: Path
 ) -> None:
-    bad = tmp_path / "no-weights"
-    bad.mkdir()
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(model_dirs.plain / name, bad / name)
+    bad = build_unloadable(tmp_path / "unloadable")
     ok(mlxui(app, "add", "broken", "--model", str(bad), "--json"))
     failed = mlxui(app, "start", "broken")
     assert failed.returncode == 1 and failed.stdout == ""
     progress, message = failed.stderr.split("\n", 1)
     assert progress.startswith("broken:") and progress.endswith(" failed")
     assert message.startswith("broken did not start: The server failed to load the model:")
+    assert UNLOADABLE_ERROR in message.splitlines()[0], "the meaningful line comes first"
     assert "\nLast lines of " in message and "Traceback" in message
     assert "failed" in ok(mlxui(app, "list")).splitlines()[1]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import yaml
 
 from tests.harness.app_process import AppProcess, module_app
 from tests.harness.fixtures_models import HubCache, ModelDirs
-from tests.harness.models import PLAIN_REPLY
+from tests.harness.models import PLAIN_REPLY, UNLOADABLE_ERROR, build_unloadable
 
 pytestmark = pytest.mark.slow
 
@@ -170,15 +169,12 @@ def test_stop_all_and_a_start_that_does_not_wait(api: httpx.Client) -> None:
 def test_a_failed_start_answers_500_with_the_log_tail(
     api: httpx.Client, model_dirs: ModelDirs, tmp_path: Path
 ) -> None:
-    bad = tmp_path / "no-weights"
-    bad.mkdir()
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(model_dirs.plain / name, bad / name)
+    bad = build_unloadable(tmp_path / "unloadable")
     api.post("/api/profiles", json={"name": "broken", "model": str(bad)})
     error = error_of(api.post("/api/servers/broken/start"), 500)
     assert error["type"] == "start_failed"
     assert error["message"].startswith("broken did not start: The server failed to load the model:")
-    assert "No safetensors found" in error["message"]
+    assert UNLOADABLE_ERROR in error["message"]
     assert error["log_tail"].startswith("Last lines of ") and "Traceback" in error["log_tail"]
     assert error["server"]["state"] == "failed" and error["server"]["pid"] is None
     assert api.get("/api/servers/broken").json()["error"] == error["detail"]

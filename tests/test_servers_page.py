@@ -10,6 +10,7 @@ from nicegui.testing.user import User
 
 from mlxui.servers.state import ServerState
 from mlxui.ui.components.server_tile import ServerTile
+from tests.harness.models import UNLOADABLE_ERROR, build_unloadable
 
 
 @pytest.fixture
@@ -64,6 +65,10 @@ async def test_start_shows_a_live_tile_and_stop_returns_it(servers_env, user: Us
     assert gpu.text == "n/a", "no GPU here: never a fake 0"
     tiles = [t for t in user.find(ServerTile).elements if not t.is_deleted]
     assert [t.server.name for t in tiles] == ["live"]
+    address = user.find(marker="gateway-address-live").elements.pop().text
+    assert address.endswith("/v1 · model live"), "the stable gateway address, not the backend port"
+    user.find(marker="copy-address-live").click()
+    await user.should_see("use it with model 'live'")
     user.find(marker="stop-live").click()
     await wait_until(lambda: sup.get("live").state == ServerState.STOPPED)
     await user.should_see(marker="profile-row-live")
@@ -73,9 +78,7 @@ async def test_start_shows_a_live_tile_and_stop_returns_it(servers_env, user: Us
 
 
 async def test_bad_model_folder_fails_with_the_log_tail(servers_env, user: User, tmp_path) -> None:
-    broken = tmp_path / "broken-model"
-    broken.mkdir()
-    (broken / "config.json").write_text('{"model_type": "no_such_arch"}')
+    broken = build_unloadable(tmp_path / "broken-model")
     await user.open(f"/servers?model={broken}")
     user.find(marker="profile-name").clear().type("broken")
     user.find(marker="profile-save").click()
@@ -85,7 +88,7 @@ async def test_bad_model_folder_fails_with_the_log_tail(servers_env, user: User,
     await wait_until(lambda: sup.get("broken").state == ServerState.FAILED, timeout=60)
     error = user.find(marker="error-broken").elements.pop()
     await wait_until(lambda: bool(error.text), timeout=5)
-    assert "No safetensors found" in error.text, error.text
+    assert UNLOADABLE_ERROR in error.text, error.text
     assert isinstance(error, ui.label)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,7 +33,7 @@ from mlxui.servers.runs import KEPT_RUNS_SETTING
 from mlxui.servers.state import ServerEvent, ServerState, UnknownProfile
 from mlxui.servers.supervisor import Supervisor
 from tests.harness.fixtures_models import HubCache, ModelDirs
-from tests.harness.models import PLAIN_REPLY
+from tests.harness.models import PLAIN_REPLY, UNLOADABLE_ERROR, build_unloadable
 
 pytestmark = pytest.mark.slow
 
@@ -208,17 +207,14 @@ async def test_kill_9_of_a_ready_server_is_crashed_within_2_s(supervisor: Superv
 async def test_a_bad_model_folder_fails_with_the_log_tail(
     supervisor: Supervisor, model_dirs: ModelDirs, tmp_path: Path
 ) -> None:
-    bad = tmp_path / "no-weights"
-    bad.mkdir()
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(model_dirs.plain / name, bad / name)
+    bad = build_unloadable(tmp_path / "unloadable")
     server = await add_profile(supervisor, name="broken", model=str(bad))
     with pytest.raises(ServerError) as failure:
         await supervisor.start("broken")
     assert server.state == ServerState.FAILED and server.pid is None
     assert server.error == str(failure.value)
     assert server.error.startswith("The server failed to load the model:")
-    assert "No safetensors found" in server.error.splitlines()[0]
+    assert UNLOADABLE_ERROR in server.error.splitlines()[0]
     assert "Last lines of" in server.error and "Traceback" in server.error  # the log tail
     assert not [p for p in psutil.Process().children(recursive=True) if str(bad) in " ".join(p.cmdline())]
 

@@ -127,6 +127,18 @@ def build_scripted_endless(dest: Path) -> Path:
     return build_scripted(dest, ENDLESS_TOKENS, endless=True)
 
 
+UNLOADABLE_ERROR = "Model type no_such_arch not supported."
+
+
+def build_unloadable(dest: Path) -> Path:
+    """A complete-looking model (config, tokenizer, weights) that the server cannot load: its
+    architecture does not exist. mlxui's checks before spawning pass; the server fails."""
+    folder = build_scripted_plain(dest)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "no_such_arch"}))
+    return folder
+
+
 # fmt: off
 _WORDS = [
     "the", "of", "and", "to", "in", "is", "you", "that", "it", "he", "was", "for", "on", "are", "as",

@@ -19,7 +19,7 @@ Action = Callable[[ManagedServer], Awaitable[None] | None]
 
 class ServerTile(ui.card):
     def __init__(
-        self, server: ManagedServer, *, on_stop: Action, on_restart: Action, on_logs: Action
+        self, server: ManagedServer, *, gateway_url: str, on_stop: Action, on_restart: Action, on_logs: Action
     ) -> None:
         super().__init__()
         self.server = server
@@ -53,6 +53,14 @@ class ServerTile(ui.card):
                 ui.label().classes("text-slate-500").bind_text_from(
                     m, "uptime_s", lambda s: f"up {human_duration(s)}" if s is not None else ""
                 )
+            with ui.row().classes("w-full items-center gap-1 no-wrap text-xs"):
+                # The address clients should use: it stays while the backend's own port changes.
+                ui.label("Use it at").classes("text-slate-500")
+                testid(ui.label(f"{gateway_url} · model {server.name}").classes("font-mono truncate"),
+                       f"gateway-address-{server.name}")  # fmt: skip
+                copy = ui.button(icon="content_copy", on_click=lambda: self._copy(gateway_url))
+                testid(copy.props("flat dense round size=xs aria-label='Copy the gateway address'"),
+                       f"copy-address-{server.name}").tooltip("Copy the gateway address")  # fmt: skip
             err = ui.label().classes("text-xs text-red-400 whitespace-pre-wrap")
             err.bind_text_from(server, "error", lambda e: e or "")
             err.bind_visibility_from(server, "error", bool)
@@ -63,8 +71,12 @@ class ServerTile(ui.card):
                 self._button("Chat", "forum", lambda: ui.navigate.to(f"/chat?server={server.name}"))
                 ui.space()
                 ui.label().classes("text-xs text-slate-500 self-center").bind_text_from(
-                    server, "port", lambda p: f"http://127.0.0.1:{p}" if p else ""
-                )
+                    server, "port", lambda p: f"backend port {p}" if p else ""
+                ).tooltip("The model server's own port: it changes at every start; clients use the gateway.")
+
+    def _copy(self, gateway_url: str) -> None:
+        ui.clipboard.write(gateway_url)
+        ui.notify(f"Copied {gateway_url}: use it with model {self.server.name!r}.")
 
     def _metric(self, title: str, metrics, field: str, fmt, color: str, scale=lambda v: v) -> None:
         with ui.column().classes("gap-0 min-w-0"):

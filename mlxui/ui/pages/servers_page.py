@@ -91,7 +91,8 @@ class ServersPage:
                 if not running:
                     EmptyState("dns", "No servers running", "Pick a profile above and press Start.")
                 for name in running:
-                    ServerTile(self.supervisor.servers[name], on_stop=self._stop, on_restart=self._restart,
+                    ServerTile(self.supervisor.servers[name], gateway_url=f"{self.services.config.base_url}/v1",
+                               on_stop=self._stop, on_restart=self._restart,
                                on_logs=self._logs)  # fmt: skip
         if others != self._other_names:
             self._other_names = others
