@@ -208,6 +208,19 @@ def test_unknown_model_is_404(gw: GatewayApp) -> None:
     assert "nope" in caught.value.body["message"]
 
 
+def test_a_model_answers_to_its_short_name_and_replies_carry_the_name_asked(gw: GatewayApp) -> None:
+    client = gw.client()
+    whole = client.chat.completions.create(model="scripted-plain", messages=HI)  # the repo's short name
+    assert whole.choices[0].message.content == PLAIN_REPLY
+    assert whole.model == "scripted-plain", "not the server's local path"
+    chunks = list(client.chat.completions.create(model="PLAIN", messages=HI, stream=True))
+    assert {c.model for c in chunks} == {"PLAIN"}
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == PLAIN_REPLY
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="plian", messages=HI)
+    assert "Did you mean 'plain'?" in caught.value.body["message"]
+
+
 def test_malformed_requests_are_400_and_413(gw: GatewayApp) -> None:
     url = gw.url + "/v1/chat/completions"
     bad_json = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})

@@ -8,8 +8,9 @@ machine (docs/architecture.md §5); `relay.py` holds the per-chunk loop.
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import FastAPI
@@ -113,9 +114,10 @@ class Gateway:
                 "model_required",
             )
             return
-        server = self.supervisor.find_by_model(body["model"])
+        asked = body["model"]
+        server = self.supervisor.find_by_model(asked)
         if server is None:
-            await _unknown_model(send, body["model"])
+            await _unknown_model(send, asked, self.supervisor.model_names())
             return
         server = await self._ready(server, send)
         if server is None:
@@ -129,6 +131,7 @@ class Gateway:
             options["include_usage"] = True  # always: usage is how tokens get counted
             body["stream_options"] = options
         body["model"] = server.upstream_model
+        renames = _renames(server.upstream_model, asked)  # the reply names what the client asked for
         server.touch()
         upstream_body = json.dumps(body).encode()
         try:
@@ -140,10 +143,11 @@ class Gateway:
         try:
             if stream:
                 await relay_stream(
-                    upstream, path, upstream_body, receive, send, server, strip_usage=not client_wants_usage
-                )
+                    upstream, path, upstream_body, receive, send, server,
+                    strip_usage=not client_wants_usage, renames=renames,
+                )  # fmt: skip
             else:
-                await relay_plain(upstream, path, upstream_body, receive, send, server)
+                await relay_plain(upstream, path, upstream_body, receive, send, server, renames=renames)
         finally:
             upstream.close()
             server.touch()
@@ -221,14 +225,25 @@ def _model_card(server: ManagedServer) -> dict[str, Any]:
     }
 
 
-async def _unknown_model(send: Send, model: str) -> None:
+async def _unknown_model(send: Send, model: str, known: Iterable[str] = ()) -> None:
+    close = difflib.get_close_matches(model, list(known), n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     await send_error(
         send,
         404,
-        f"No profile named {model!r}; GET /v1/models lists them.",
+        f"No profile named {model!r}.{hint} GET /v1/models lists them.",
         "invalid_request_error",
         "model_not_found",
     )
+
+
+def _renames(upstream_model: str, asked: str) -> tuple[tuple[bytes, bytes], ...]:
+    """How the server's replies name the model (its --model path) -> the name the client used, in
+    both JSON spacings (mlx_lm writes `"model": `, mlx_vlm `"model":`)."""
+    if upstream_model == asked:
+        return ()
+    old, new = json.dumps(upstream_model).encode(), json.dumps(asked).encode()
+    return ((b'"model": ' + old, b'"model": ' + new), (b'"model":' + old, b'"model":' + new))
 
 
 async def _unavailable(send: Send, server: ManagedServer, retry_after: int, code: str) -> None:

@@ -28,6 +28,7 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+Renames = tuple[tuple[bytes, bytes], ...]
 USAGE_MARKERS = (b'"usage": {', b'"usage":{')  # mlx_lm (json.dumps) and mlx_vlm (pydantic) spacing
 
 
@@ -40,8 +41,10 @@ async def relay_stream(
     server: ManagedServer,
     *,
     strip_usage: bool,
+    renames: Renames = (),
 ) -> None:
-    """Forward an SSE answer chunk by chunk; drop the usage event when the client did not ask for it."""
+    """Forward an SSE answer chunk by chunk; drop the usage event when the client did not ask for it.
+    `renames` (old, new) byte pairs are replaced in whole events (the model's name, say)."""
     async with _DisconnectWatch(receive, upstream) as watch:
         if not await _send_request(upstream, path, body, send, server, watch):
             return
@@ -75,6 +78,8 @@ async def relay_stream(
                     counted += tokens
                     record(tokens)
                 if data:
+                    for old, new in renames:
+                        data = data.replace(old, new)
                     last = data
                     await send({"type": "http.response.body", "body": data, "more_body": True})
         except (UpstreamError, OSError) as exc:  # OSError: a reset seen by the raw socket read
@@ -92,12 +97,19 @@ async def relay_stream(
 
 
 async def relay_plain(
-    upstream: UpstreamExchange, path: str, body: bytes, receive: Receive, send: Send, server: ManagedServer
+    upstream: UpstreamExchange,
+    path: str,
+    body: bytes,
+    receive: Receive,
+    send: Send,
+    server: ManagedServer,
+    *,
+    renames: Renames = (),
 ) -> None:
     """Forward a non-streamed answer; its `usage` goes to the server's counters."""
     async with _DisconnectWatch(receive, upstream) as watch:
         if await _send_request(upstream, path, body, send, server, watch):
-            await _forward_whole(upstream, send, server, watch)
+            await _forward_whole(upstream, send, server, watch, renames)
 
 
 async def send_json(
@@ -143,7 +155,11 @@ async def _send_request(
 
 
 async def _forward_whole(
-    upstream: UpstreamExchange, send: Send, server: ManagedServer, watch: _DisconnectWatch
+    upstream: UpstreamExchange,
+    send: Send,
+    server: ManagedServer,
+    watch: _DisconnectWatch,
+    renames: Renames = (),
 ) -> None:
     try:
         data = await upstream.read_all(MAX_RESPONSE_BYTES)
@@ -156,6 +172,8 @@ async def _forward_whole(
         data = _normalized_error(upstream.status, data)
     elif upstream.status == 200:
         _record_body_usage(data, server)
+        for old, new in renames:
+            data = data.replace(old, new)
     await _send_bytes(send, upstream.status, data, upstream.content_type.encode("latin-1"))
 
 

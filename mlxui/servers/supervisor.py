@@ -130,14 +130,25 @@ class Supervisor:
         return self.servers.get(name)
 
     def find_by_model(self, model: str) -> ManagedServer | None:
-        """The server for a request's `model`: a profile name, or a model id only one profile uses."""
+        """The server for a request's `model`: a profile name (any case), or a name of the model
+        that only one profile uses: its repo id or folder path, its short name (`Qwen3-4B-4bit` for
+        `mlx-community/Qwen3-4B-4bit`) or its folder's name."""
         if model in self.servers:
             return self.servers[model]
-        folded = [s for s in self.servers.values() if s.name.casefold() == model.casefold()]
-        if len(folded) == 1:
-            return folded[0]
-        by_model = [s for s in self.servers.values() if s.profile.model == model]
-        return by_model[0] if len(by_model) == 1 else None
+        for matches in (
+            lambda s: s.name.casefold() == model.casefold(),
+            lambda s: s.profile.model == model,
+            lambda s: _short_name(s.profile.model) == model,
+        ):
+            found = [s for s in self.servers.values() if matches(s)]
+            if len(found) == 1:
+                return found[0]
+        return None
+
+    def model_names(self) -> list[str]:
+        """Every name a request may use (for "did you mean" hints)."""
+        names = {s.name for s in self.servers.values()}
+        return sorted(names | {_short_name(s.profile.model) for s in self.servers.values()})
 
     async def start(self, name: str, *, on_demand: bool = False) -> ManagedServer:
         """Start `name` and return it once READY; raises ServerError (with the log tail) on failure."""
@@ -371,3 +382,8 @@ async def _shared(task: asyncio.Task[ManagedServer], timeout: float | None) -> M
 def _idle_for(server: ManagedServer, now: float) -> float:
     """Seconds since the server was last used; 0 while a request is in flight."""
     return 0.0 if server.active_requests else now - server.last_used
+
+
+def _short_name(model: str) -> str:
+    """`org/name` -> `name`; a folder path -> the folder's name."""
+    return model.rstrip("/").rsplit("/", 1)[-1]
