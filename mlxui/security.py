@@ -87,9 +87,10 @@ class HostPolicy:
 class HostOriginGuard:
     """Pure ASGI middleware so websockets (NiceGUI's socket.io) are covered as well as HTTP."""
 
-    def __init__(self, app: ASGIApp, policy: HostPolicy) -> None:
+    def __init__(self, app: ASGIApp, policy: HostPolicy, *, add_headers: bool = True) -> None:
         self.app = app
         self.policy = policy
+        self.add_headers = add_headers  # False: the app puts SECURITY_HEADERS in its answers itself
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -98,7 +99,8 @@ class HostOriginGuard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         status, problem = self._problem(scope, headers)
         if problem is None:
-            await self.app(scope, receive, _with_security_headers(send) if scope["type"] == "http" else send)
+            wrap = self.add_headers and scope["type"] == "http"
+            await self.app(scope, receive, _with_security_headers(send) if wrap else send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": problem})
         else:

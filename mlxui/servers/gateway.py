@@ -264,7 +264,9 @@ class GatewayMiddleware:
 
     def __init__(self, app: ASGIApp, gateway: Gateway, guard_policy: HostPolicy | None = None) -> None:
         self.app = app
-        self.gateway: ASGIApp = gateway if guard_policy is None else HostOriginGuard(gateway, guard_policy)
+        self.gateway: ASGIApp = (
+            gateway if guard_policy is None else HostOriginGuard(gateway, guard_policy, add_headers=False)
+        )
         metrics = _KeyRequired(prometheus.MetricsEndpoint(gateway.supervisor), gateway)
         self.metrics: ASGIApp = metrics if guard_policy is None else HostOriginGuard(metrics, guard_policy)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mlxui.security import SECURITY_HEADERS
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.upstream import UpstreamError, UpstreamExchange
 
@@ -23,10 +24,13 @@ __all__ = ["ASGIApp", "Receive", "Scope", "Send", "relay_plain", "relay_stream",
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 HOLD_LIMIT = 1024 * 1024  # an event larger than this is forwarded in pieces rather than held
+# The security headers go into each answer's start here, so no wrapper sits in the per-chunk path
+# (the gateway's Host/Origin guard is built with add_headers=False).
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
+    *SECURITY_HEADERS,
 ]
 Renames = tuple[tuple[bytes, bytes], ...]
 USAGE_MARKERS = (b'"usage": {', b'"usage":{')  # mlx_lm (json.dumps) and mlx_vlm (pydantic) spacing
@@ -267,6 +271,7 @@ async def _send_bytes(
     send: Send, status: int, body: bytes, content_type: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
     head = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers]
+    head += SECURITY_HEADERS
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 

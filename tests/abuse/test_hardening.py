@@ -95,6 +95,11 @@ def test_every_answer_forbids_framing_and_sets_a_csp(app) -> None:
         assert "frame-ancestors 'none'" in headers["content-security-policy"], path
         assert "img-src 'self' data: blob:" in headers["content-security-policy"], path
         assert headers["referrer-policy"] == "no-referrer" and headers["x-content-type-options"] == "nosniff"
+    body = {"model": "plain", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with httpx.stream("POST", f"{app.url}/v1/chat/completions", json=body, timeout=60) as streamed:
+        assert streamed.status_code == 200 and streamed.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in streamed.headers["content-security-policy"]
+        streamed.read()
 
 
 def test_another_site_cannot_frame_the_ui(app, evil: EvilSite, chrome) -> None:
