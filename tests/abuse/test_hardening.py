@@ -100,6 +100,7 @@ def test_every_answer_forbids_framing_and_sets_a_csp(app) -> None:
         assert streamed.status_code == 200 and streamed.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in streamed.headers["content-security-policy"]
         streamed.read()
+    assert httpx.post(f"{app.url}/api/servers/plain/stop", timeout=30).status_code == 200
 
 
 def test_another_site_cannot_frame_the_ui(app, evil: EvilSite, chrome) -> None:
@@ -135,6 +136,7 @@ ws.onopen = () => { results.ws = "open"; }; ws.onerror = () => { results.ws = "e
 def test_a_page_of_another_local_program_cannot_change_anything(
     app, evil: EvilSite, hub_cache, chrome
 ) -> None:
+    assert httpx.post(f"{app.url}/api/servers/plain/stop", timeout=30).status_code == 200  # a known start
     evil.pages["/csrf.html"] = CSRF_PAGE % {"app": app.url, "model": hub_cache.repos["plain"]}
     chrome.get(f"{evil.origin}/csrf.html")
     results = wait_for(lambda: (r := chrome.execute_script("return window.results")) and len(r) == 4 and r,
