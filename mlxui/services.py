@@ -17,6 +17,7 @@ from mlxui.appearance import Appearance
 from mlxui.chat.store import ChatStore
 from mlxui.config import Config
 from mlxui.hub.downloads import DownloadManager
+from mlxui.servers.model_defaults import display_name
 from mlxui.servers.supervisor import Supervisor
 from mlxui.settings import SettingError, SettingsGroup
 
@@ -48,6 +49,7 @@ class Services:
             await self.appearance.load()
             await self.downloads.restore()
             await self.supervisor.start_up()  # loads the servers' settings and the profiles
+            self.downloads.on_done(lambda _state: self.supervisor.refresh_models())  # servable at once
             await self._key_for_the_network()
         except (db.DatabaseError, OSError) as exc:
             self.startup_error = str(exc)
@@ -119,7 +121,7 @@ class Services:
 
 
 def server_statuses(services: Services) -> list[dict[str, Any]]:
-    return [server_status(s) for _, s in sorted(services.supervisor.servers.items())]
+    return [server_status(s) for s in services.supervisor.fleet()]
 
 
 def download_statuses(services: Services) -> list[dict[str, Any]]:
@@ -144,7 +146,8 @@ def download_status(st: Any) -> dict[str, Any]:
 def server_status(server: Any) -> dict[str, Any]:
     m = server.metrics
     return {
-        "name": server.name, "state": str(server.state), "model": server.profile.model, "kind": server.kind,
+        "name": server.name, "label": display_name(server.profile), "implicit": server.profile.implicit,
+        "state": str(server.state), "model": server.profile.model, "kind": server.kind,
         "pid": server.pid, "port": server.port, "error": server.error, "on_demand": server.on_demand,
         "rss_bytes": m.rss_bytes, "cpu_percent": m.cpu_percent, "gpu_util": m.gpu_util,
         "gpu_mem_bytes": m.gpu_mem_bytes, "tokens_per_s": round(m.tokens_per_s, 2), "requests": m.requests,

@@ -314,7 +314,7 @@ async def test_stop_saves_a_partial_reply(store: ChatStore, endless_server: Runn
 async def test_unreachable_server_fails_the_reply_with_a_reason(store: ChatStore) -> None:
     chat = await store.create_chat()
     await store.add_user_message(chat.id, "anyone?")
-    with pytest.raises(ChatStoreError, match="no server"):  # no profile: nothing to send to
+    with pytest.raises(ChatStoreError, match="no model"):  # no profile, no model: nothing to send to
         await store.reply(chat.id, base_url="http://127.0.0.1:1")
     reply = await store.reply(chat.id, model="x", base_url=f"http://127.0.0.1:{free_port()}")
     assert reply.status == "failed" and "not running" in reply.error

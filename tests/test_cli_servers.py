@@ -103,8 +103,11 @@ def test_add_list_start_logs_restart_stop_rm(app: AppProcess) -> None:
         "port: Must be between 1024 and 65535.\n"
     )
     assert ok(mlxui(app, "list")) == (
-        "No server profiles. Add one with `mlxui servers add NAME --model REPO_OR_PATH`.\n"
+        "No server profiles and no local model running. Start a downloaded model by name with\n"
+        "`mlxui servers start REPO_ID`, or add a profile with `mlxui servers add NAME --model REPO_OR_PATH`.\n"
     )
+    every = ok(mlxui(app, "list", "--all"))  # every downloaded model can run without a profile
+    assert "mlxui-test/scripted-plain         stopped    auto        -  mlxui-test/scripted-plain\n" in every
     added = mlxui(
         app, "add", "plain", "--model", PLAIN, "--ttl", "600", "--temp", "0.2", "--max-tokens", "64"
     )
@@ -143,12 +146,26 @@ def test_add_list_start_logs_restart_stop_rm(app: AppProcess) -> None:
     assert ok(mlxui(app, "rm", "plain", "--yes")) == "Stopped its server and deleted the profile plain.\n"
     assert not alive(new_pid)
     missing = mlxui(app, "start", "plain")
-    assert (missing.returncode, missing.stderr) == (1, "There is no server profile named 'plain'.\n")
-    odd = mlxui(app, "stop", "../x")
-    assert (odd.returncode, odd.stderr) == (
-        2,
-        "'../x' is not a profile name (letters, digits, dots, dashes, underscores).\n",
+    assert (missing.returncode, missing.stderr) == (1, "There is no model or profile named 'plain'.\n")
+    odd = mlxui(app, "stop", "../x")  # sent quoted: it names nothing, and reaches no other route
+    assert (odd.returncode, odd.stderr) == (1, "There is no model or profile named '../x'.\n")
+
+
+def test_a_downloaded_model_starts_by_name_without_a_profile(app: AppProcess) -> None:
+    started = mlxui(app, "start", "scripted-plain")  # its short name; the repo id works as well
+    match = re.fullmatch(
+        r"mlxui-test/scripted-plain is ready at http://127\.0\.0\.1:(\d+) \(pid (\d+)\)\.\n", ok(started)
     )
+    assert match, started.stdout
+    port, pid = int(match[1]), int(match[2])
+    assert chat(port) == PLAIN_REPLY
+    listed = ok(mlxui(app, "list"))  # a running local model is listed without --all
+    assert f"mlxui-test/scripted-plain  ready     {port:>5}  {pid:>7}  mlxui-test/scripted-plain" in listed
+    tail = ok(mlxui(app, "logs", "mlxui-test/scripted-plain", "-n", "50"))
+    assert '"POST /v1/chat/completions HTTP/1.1" 200' in tail
+    assert ok(mlxui(app, "stop", "mlxui-test/scripted-plain")) == "mlxui-test/scripted-plain is stopped.\n"
+    assert not alive(pid)
+    assert ok(mlxui(app, "list")).startswith("No server profiles")
 
 
 def test_logs_follow_prints_new_lines_and_ctrl_c_ends_it(app: AppProcess) -> None:

@@ -42,7 +42,11 @@ async def db(tmp_path: Path):
 
 async def test_fresh_database_gets_every_table_in_wal_mode(db: Path) -> None:
     assert set(TABLES) <= set(await _tables())
-    assert await applied_migrations() == known_migrations() == ["0001_initial", "0002_chat_pinned"]
+    assert await applied_migrations() == known_migrations() == [
+        "0001_initial",
+        "0002_chat_pinned",
+        "0003_chat_model",
+    ]
     assert await journal_mode() == "wal"
     await close_db()
     # The last connection to close folds the WAL back into the file: nothing is left open,
@@ -128,9 +132,10 @@ async def test_upgrade_in_place_keeps_every_row(tmp_path: Path) -> None:
 
     await init_db(path)
     try:
-        assert await applied_migrations() == ["0001_initial", "0002_chat_pinned"]
+        assert await applied_migrations() == ["0001_initial", "0002_chat_pinned", "0003_chat_model"]
         after = await _dump()
         assert [row.pop("pinned") for row in after["chats"]] == [0]
+        assert [row.pop("model") for row in after["chats"]] == [None]  # an old chat follows its profile
         assert after == before
         column = (await _columns("chats"))["pinned"]
         assert (column["notnull"], column["dflt_value"]) == (1, "0")

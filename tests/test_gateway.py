@@ -193,12 +193,22 @@ def test_vision_server_streams_through_the_gateway(gw: GatewayApp) -> None:
     assert metrics.completion_tokens_total == 2 * whole.usage.completion_tokens > 0
 
 
-def test_models_lists_profiles_with_state(gw: GatewayApp) -> None:
+def test_models_lists_profiles_and_every_local_model_without_one(gw: GatewayApp, hub_cache: HubCache) -> None:
     models = {m.id: m for m in gw.client().models.list()}
-    assert set(models) == {"plain", "endless", "ondemand", "crashy", "broken", "vision"}
+    profiles = {"plain", "endless", "ondemand", "crashy", "broken", "vision"}
+    # Cached models that no profile uses are listed under their repo ids, ready to be named.
+    unused = {"mlxui-test/tiny-llama", "mlxui-test/scripted-think-tokens", "mlxui-test/scripted-think-text"}
+    assert set(models) == profiles | unused
     for name, model in models.items():
         assert model.model_extra["state"] == gw.supervisor.servers[name].state
+        assert model.model_extra["source"] == ("profile" if name in profiles else "local")
+    local = models["mlxui-test/tiny-llama"].model_extra
+    assert local["state"] == "stopped" and local["aliases"] == ["tiny-llama"]
+    assert local["memory"]["planned_bytes"] > 0 and local["capabilities"]["vision"] is False
+    assert models["vision"].model_extra["capabilities"]["vision"] is True
+    assert models["plain"].model_extra["model"] == hub_cache.repos["plain"]
     assert gw.client().models.retrieve("plain").id == "plain"
+    assert gw.client().models.retrieve("tiny-llama").id == "mlxui-test/tiny-llama"
 
 
 def test_unknown_model_is_404(gw: GatewayApp) -> None:

@@ -77,9 +77,9 @@ def test_bad_profiles_get_field_messages(api: httpx.Client) -> None:
     as_text = error_of(api.post("/api/profiles", content=b'{"name": "x"}'), 415)  # a form-like body
     assert as_text["message"] == "Send the body as JSON, with the header Content-Type: application/json."
     assert (
-        error_of(api.get("/api/servers/nope"), 404)["message"] == "There is no server profile named 'nope'."
+        error_of(api.get("/api/servers/nope"), 404)["message"] == "There is no model or profile named 'nope'."
     )
-    assert error_of(api.post("/api/servers/bad%20name/start"), 400)["type"] == "invalid_name"
+    assert error_of(api.post("/api/servers/bad%09name/start"), 400)["type"] == "invalid_name"
     assert api.get("/api/profiles").json() == []
 
 

@@ -1,8 +1,9 @@
 """/api/servers: list, start, stop and restart servers and read their logs (the CLI and tray call it).
 
 JSON in and out; errors in the envelope of `mlxui.api.common`. Routes that change something are
-POST, so the Host/Origin guard refuses them from a foreign page. Names in paths are checked against
-the profile name rules before any lookup.
+POST, so the Host/Origin guard refuses them from a foreign page. A server is named in the path by
+anything the gateway accepts as a `model`: a profile name, or a model's repo id, folder path or
+short name (a model without a profile has a server too), so the name segment may hold "/".
 
 No `from __future__ import annotations` here: FastAPI reads the routes' annotations at definition,
 and some name dependencies that live inside `servers_router`.
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from nicegui import background_tasks
 
-from mlxui.api.common import ApiError, check_name, services_ready
+from mlxui.api.common import ApiError, services_ready
 from mlxui.servers.logs import follow_file, read_tail
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.state import RUNNING_STATES, ServerState, UnknownProfile
@@ -28,7 +29,17 @@ logger = logging.getLogger(__name__)
 MAX_TAIL_LINES = 5000
 FOLLOW_MAX_S = 24 * 3600  # a follow stream ends after this long; the CLI reconnects
 
-Name = Annotated[str, Depends(check_name)]
+MAX_NAME_CHARS = 1024
+
+
+def check_server_name(name: str) -> str:
+    """A server's name from the path: any model name, but printable and of sane length."""
+    if not name or len(name) > MAX_NAME_CHARS or not name.isprintable():
+        raise ApiError(400, "invalid_name", "Name a server by its profile name or its model's name.")
+    return name
+
+
+Name = Annotated[str, Depends(check_server_name)]
 
 
 def servers_router(services: Services) -> APIRouter:
@@ -40,8 +51,8 @@ def servers_router(services: Services) -> APIRouter:
 
     router = APIRouter(prefix="/api/servers", dependencies=[Depends(ready)], include_in_schema=False)
 
-    def existing(name: Name) -> ManagedServer:
-        server = supervisor.get(name)
+    async def existing(name: Name) -> ManagedServer:
+        server = await supervisor.lookup(name)
         if server is None:
             raise ApiError(404, "not_found", str(UnknownProfile(name)))
         return server
@@ -49,21 +60,20 @@ def servers_router(services: Services) -> APIRouter:
     Server = Annotated[ManagedServer, Depends(existing)]
 
     @router.get("")
-    async def list_servers() -> list[dict[str, Any]]:
-        return [payload(s) for _, s in sorted(supervisor.servers.items())]
+    async def list_servers(all: bool = False) -> list[dict[str, Any]]:  # noqa: A002 (the query's name)
+        """Profiles' servers and running local models; `?all=true` adds every stopped local model."""
+        if all:
+            await supervisor.refresh_models(max_age=2.0)
+        return [payload(s) for s in supervisor.fleet(every_model=all)]
 
     @router.post("/stop-all")
     async def stop_all() -> dict[str, Any]:
         running = [s for s in supervisor.servers.values() if s.state in RUNNING_STATES]
         await asyncio.gather(*(supervisor.stop(s.name) for s in running))
-        servers = [payload(s) for _, s in sorted(supervisor.servers.items())]
+        servers = [payload(s) for s in supervisor.fleet()]
         return {"stopped": sorted(s.name for s in running), "servers": servers}
 
-    @router.get("/{name}")
-    async def get_server(server: Server) -> dict[str, Any]:
-        return payload(server)
-
-    @router.post("/{name}/start")
+    @router.post("/{name:path}/start")
     async def start(server: Server, wait: bool = True) -> JSONResponse:
         """Waits until READY (200) or failed (500, with the error and log tail). `?wait=false`
         answers 202 as soon as the start is under way (the tray does not block on a load)."""
@@ -76,23 +86,23 @@ def servers_router(services: Services) -> APIRouter:
             await asyncio.sleep(0.01)
         return JSONResponse(payload(server), status_code=202)
 
-    @router.post("/{name}/stop")
+    @router.post("/{name:path}/stop")
     async def stop(server: Server) -> dict[str, Any]:
         await supervisor.stop(server.name)
         return payload(server)
 
-    @router.post("/{name}/restart")
+    @router.post("/{name:path}/restart")
     async def restart(server: Server) -> JSONResponse:
         return await until_ready(server, supervisor.restart(server.name), "restart")
 
-    @router.get("/{name}/logs")
+    @router.get("/{name:path}/logs")
     async def logs(
         server: Server, lines: Annotated[int, Query(ge=0, le=MAX_TAIL_LINES)] = 100
     ) -> PlainTextResponse:
         text, _ = await asyncio.to_thread(read_tail, server.log_path, lines)
         return PlainTextResponse(text, headers={"X-Log-Path": str(server.log_path)})
 
-    @router.get("/{name}/logs/stream")
+    @router.get("/{name:path}/logs/stream")
     async def follow_logs(
         request: Request,
         server: Server,
@@ -107,6 +117,10 @@ def servers_router(services: Services) -> APIRouter:
         return StreamingResponse(
             stream, media_type="text/plain; charset=utf-8", headers={"X-Log-Path": str(path)}
         )
+
+    @router.get("/{name:path}")
+    async def get_server(server: Server) -> dict[str, Any]:
+        return payload(server)
 
     async def until_ready(server: ManagedServer, call: Awaitable[Any], verb: str) -> JSONResponse:
         try:

@@ -25,6 +25,7 @@ from tortoise.expressions import Q
 
 from mlxui.chat import images
 from mlxui.chat.client import ChatError, stream_chat
+from mlxui.chat.history import model_history
 from mlxui.chat.reply import STOPPED, MessageInfo, ReplyHandle, message_info
 from mlxui.db.models import Chat, Message, ServerProfile
 
@@ -54,6 +55,7 @@ class ChatInfo:
     title: str
     profile_id: int | None
     profile_name: str | None
+    model: str | None  # the model it was started with (repo id or folder); a profile's model too
     system_prompt: str
     temperature: float | None
     max_tokens: int | None
@@ -61,6 +63,11 @@ class ChatInfo:
     pinned: bool
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def server(self) -> str | None:
+        """The name the chat sends as `model` to the gateway: its profile's, else its model."""
+        return self.profile_name or self.model
 
 
 class _Unset:
@@ -86,10 +93,26 @@ class ChatStore:
         self.max_image_bytes = max_image_bytes
 
     # ----- chats ----------------------------------------------------------------------------------
-    async def create_chat(self, profile: int | str | None = None, *, title: str = DEFAULT_TITLE) -> ChatInfo:
-        """A new empty chat for a server profile (its id or name)."""
-        chat = await Chat.create(profile_id=await resolve_profile(profile), title=_clean_title(title))
+    async def create_chat(
+        self, profile: int | str | None = None, *, title: str = DEFAULT_TITLE, model: str | None = None
+    ) -> ChatInfo:
+        """A new empty chat for a server profile (its id or name), or for a model without a
+        profile (`model`: its repo id or folder, what the gateway takes)."""
+        profile_id, model = await _owner(profile, model)
+        chat = await Chat.create(profile_id=profile_id, model=model, title=_clean_title(title))
         return await self.get_chat(chat.id)
+
+    async def set_server(self, chat_id: int, profile: str | None, *, model: str | None = None) -> ChatInfo:
+        """Continue a chat with another profile or model (its own may be gone)."""
+        await self._chat(chat_id)
+        profile_id, model = await _owner(profile, model)
+        await Chat.filter(id=chat_id).update(profile_id=profile_id, model=model, updated_at=_now())
+        return await self.get_chat(chat_id)
+
+    async def last_chat(self) -> ChatInfo | None:
+        """The chat updated last (what /chat opens)."""
+        chat = await Chat.all().order_by("-updated_at", "-id").first().select_related("profile")
+        return None if chat is None else _chat_info(chat)
 
     async def get_chat(self, chat_id: int) -> ChatInfo:
         chat = await Chat.get_or_none(id=chat_id).select_related("profile")
@@ -97,22 +120,29 @@ class ChatStore:
             raise ChatNotFound(f"No chat with id {chat_id}")
         return _chat_info(chat)
 
-    async def list_chats(self, profile: int | str | None = None) -> list[ChatInfo]:
-        """Chats of one profile (all chats when None): pinned first, then most recently updated."""
+    async def list_chats(
+        self, profile: int | str | None = None, *, model: str | None = None
+    ) -> list[ChatInfo]:
+        """Chats of one profile, or of one model without a profile (`model`), or all chats (neither):
+        pinned first, then most recently updated."""
         query = Chat.all()
         if profile is not None:
             query = query.filter(profile_id=await resolve_profile(profile))
+        elif model is not None:
+            query = query.filter(profile_id=None, model=model)
         rows = await query.select_related("profile").order_by("-pinned", "-updated_at", "-id")
         return [_chat_info(chat) for chat in rows]
 
-    async def search_chats(self, text: str, profile: int | str | None = None) -> list[ChatInfo]:
+    async def search_chats(
+        self, text: str, profile: int | str | None = None, *, model: str | None = None
+    ) -> list[ChatInfo]:
         """Chats whose title or any message contains `text` (case-insensitive)."""
         text = text.strip()
         if not text:
-            return await self.list_chats(profile)
+            return await self.list_chats(profile, model=model)
         matches = Q(title__icontains=text) | Q(messages__content__icontains=text)
         ids = set(await Chat.filter(matches).values_list("id", flat=True))
-        return [chat for chat in await self.list_chats(profile) if chat.id in ids]
+        return [chat for chat in await self.list_chats(profile, model=model) if chat.id in ids]
 
     async def rename_chat(self, chat_id: int, title: str) -> ChatInfo:
         title = " ".join(title.split())
@@ -242,7 +272,7 @@ class ChatStore:
         Failed and empty replies are left out; reasoning is not sent back."""
         chat = await self._chat(chat_id)
         rows = await Message.filter(chat_id=chat_id).order_by("id")
-        return await asyncio.to_thread(_history, chat.system_prompt, rows, self.images_dir)
+        return await asyncio.to_thread(model_history, chat.system_prompt, rows, self.images_dir)
 
     # ----- one reply, start to end ----------------------------------------------------------------
     async def reply(
@@ -259,13 +289,13 @@ class ChatStore:
         "complete", or "failed" with the error (a `ChatError` never escapes). Cancel the awaiting
         task to Stop: the reply is saved as "partial" and CancelledError propagates.
 
-        `model` defaults to the chat's server profile name (what mlxui's gateway at `base_url`
-        expects). `on_update(handle)` is called (synchronously) after each piece of text:
+        `model` defaults to the chat's server profile name, else its model (what mlxui's gateway at
+        `base_url` expects). `on_update(handle)` is called (synchronously) after each piece of text:
         throttle rendering there."""
         chat = await self.get_chat(chat_id)
-        model = model or chat.profile_name
+        model = model or chat.server
         if not model:
-            raise ChatStoreError("This chat has no server: choose one to send to")
+            raise ChatStoreError("This chat has no model: choose one to send to")
         history = await self.history_for_model(chat_id)
         handle = await self.start_reply(chat_id)
         stream = stream_chat(
@@ -341,6 +371,16 @@ async def resolve_profile(profile: int | str | None) -> int | None:
     return row.id
 
 
+async def _owner(profile: int | str | None, model: str | None) -> tuple[int | None, str | None]:
+    """(profile id, model) of a chat: a profile's chat keeps its model too, to be read when the
+    profile is gone; a chat without a profile keeps the model name it sends."""
+    profile_id = await resolve_profile(profile)
+    if profile_id is not None:
+        row = await ServerProfile.get(id=profile_id)
+        return profile_id, row.model
+    return None, (model or None)
+
+
 def _checked_attachments(attachments: Iterable[dict[str, Any]], images_dir: Path) -> list[dict[str, Any]]:
     checked = []
     for attachment in attachments:
@@ -350,34 +390,12 @@ def _checked_attachments(attachments: Iterable[dict[str, Any]], images_dir: Path
     return checked
 
 
-def _history(system_prompt: str, rows: list[Message], images_dir: Path) -> list[dict[str, Any]]:
-    history: list[dict[str, Any]] = []
-    if system_prompt.strip():
-        history.append({"role": "system", "content": system_prompt})
-    for row in rows:
-        if row.role == "assistant":
-            if row.status != "failed" and row.content:
-                history.append({"role": "assistant", "content": row.content})
-        elif row.attachments:
-            parts: list[dict[str, Any]] = [{"type": "text", "text": row.content}] if row.content else []
-            for attachment in row.attachments:
-                try:
-                    parts.append(
-                        {"type": "image_url", "image_url": {"url": images.data_url(attachment, images_dir)}}
-                    )
-                except images.ImageError as exc:  # deleted by hand: say so instead of failing the chat
-                    parts.append({"type": "text", "text": f"({exc.message})"})
-            history.append({"role": row.role, "content": parts})
-        else:
-            history.append({"role": row.role, "content": row.content})
-    return history
-
-
 def _chat_info(chat: Chat) -> ChatInfo:
     profile = chat.profile
     return ChatInfo(
         id=chat.id, title=chat.title, profile_id=chat.profile_id,  # type: ignore[attr-defined]
-        profile_name=profile.name if profile is not None else None, system_prompt=chat.system_prompt,
+        profile_name=profile.name if profile is not None else None, model=chat.model,
+        system_prompt=chat.system_prompt,
         temperature=chat.temperature, max_tokens=chat.max_tokens, thinking=chat.thinking,
         pinned=chat.pinned, created_at=chat.created_at, updated_at=chat.updated_at,
     )  # fmt: skip

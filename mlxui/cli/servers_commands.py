@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from mlxui.app_client import AppApiError, AppClient
 from mlxui.cli.common import CliError, add_target_options, app_client, config_from_args, print_json
@@ -26,8 +27,9 @@ def add_commands(commands: Any) -> None:
     servers = commands.add_parser("servers", help="list, add, start, stop and follow model servers")
     sub = servers.add_subparsers(dest="servers_command", metavar="ACTION", required=True)
 
-    list_ = _action(sub, "list", "profiles and their servers' state", list_command)
+    list_ = _action(sub, "list", "profiles, running local models and their servers' state", list_command)
     list_.add_argument("--json", action="store_true", help="print JSON for scripts")
+    list_.add_argument("--all", action="store_true", help="also every local model that is not running")
 
     add = sub.add_parser("add", help="add a server profile for a downloaded model or a model folder")
     add.add_argument("name", metavar="NAME", help="profile name (letters, digits, . _ -)")
@@ -80,7 +82,7 @@ def add_commands(commands: Any) -> None:
 def _action(sub: Any, name: str, help_: str, handler: Any, *, named: bool = False) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".")
     if named:
-        parser.add_argument("name", metavar="NAME", help="profile name")
+        parser.add_argument("name", metavar="NAME", help="profile name, or a model's repo id or name")
     add_target_options(parser)
     parser.set_defaults(handler=handler)
     return parser
@@ -88,12 +90,15 @@ def _action(sub: Any, name: str, help_: str, handler: Any, *, named: bool = Fals
 
 # ----- commands -----------------------------------------------------------------------------------
 def list_command(args: argparse.Namespace) -> int:
-    servers = _api(args).call("GET", "/api/servers")
+    servers = _api(args).call("GET", "/api/servers?all=true" if args.all else "/api/servers")
     if args.json:
         print_json(servers)
         return 0
     if not servers:
-        print("No server profiles. Add one with `mlxui servers add NAME --model REPO_OR_PATH`.")
+        print(
+            "No server profiles and no local model running. Start a downloaded model by name with\n"
+            "`mlxui servers start REPO_ID`, or add a profile with `mlxui servers add NAME --model REPO_OR_PATH`."
+        )
         return 0
     width = max(4, *(len(s["name"]) for s in servers))
     print(f"{'NAME':<{width}}  {'STATE':<8}  {'PORT':>5}  {'PID':>7}  MODEL")
@@ -204,7 +209,7 @@ def rm_command(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("Nothing deleted.")
             return 1
-    result = api.call("DELETE", f"/api/profiles/{_seg(args.name)}")
+    result = api.call("DELETE", f"/api/profiles/{_profile_seg(args.name)}")
     stopped = "Stopped its server and deleted" if result.get("stopped") else "Deleted"
     print(f"{stopped} the profile {args.name}.")
     return 0
@@ -291,7 +296,14 @@ def _api(args: argparse.Namespace) -> AppClient:
 
 
 def _seg(name: str) -> str:
-    """A profile name for a URL path, checked first: a "/" or "?" in it must not reach another route."""
+    """A server's name (a profile's, or a model's repo id, folder or short name) for a URL path:
+    quoted whole, so a "/", "?" or "#" in it cannot reach another route."""
+    if not name or not name.isprintable():
+        raise CliError(f"{name!r} is not a profile or model name.", 2)
+    return quote(name, safe="")
+
+
+def _profile_seg(name: str) -> str:
     if not NAME_PATTERN.fullmatch(name):
         raise CliError(f"{name!r} is not a profile name (letters, digits, dots, dashes, underscores).", 2)
     return name

@@ -49,6 +49,9 @@ class Chat(Model):
     profile: fields.ForeignKeyNullableRelation[ServerProfile] = fields.ForeignKeyField(
         "models.ServerProfile", related_name="chats", null=True, on_delete=fields.SET_NULL
     )
+    # The name the chat sends as `model` when it has no profile: a local model's repo id or folder
+    # (a chat of a profile follows the profile, renames included, and keeps its model here too).
+    model = fields.CharField(max_length=1024, null=True)
     title = fields.CharField(max_length=200, default="New chat")
     system_prompt = fields.TextField(default="")
     temperature = fields.FloatField(null=True)

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from mlxui.access import bearer_ok
 from mlxui.security import HostOriginGuard, HostPolicy
 from mlxui.servers import prometheus
+from mlxui.servers.names import aliases
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.relay import (
     ASGIApp,
@@ -29,13 +30,14 @@ from mlxui.servers.relay import (
     send_error,
     send_json,
 )
-from mlxui.servers.state import ServerState, UnknownProfile
+from mlxui.servers.state import RUNNING_STATES, ServerState, UnknownProfile
 from mlxui.servers.supervisor import Supervisor
 from mlxui.servers.upstream import UpstreamError, UpstreamExchange
 
 MAX_BODY_BYTES = 50 * 1024 * 1024  # images travel as data URLs inside the JSON
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 RETRY_LOADING_S = 5
+LIST_REFRESH_S = 2.0  # GET /v1/models rescans the local models at most this often
 RETRY_FAILED_S = 30
 
 
@@ -67,13 +69,16 @@ class Gateway:
             else:
                 await self._completion(scope, receive, send, path)
         elif path == "/v1/models" and method == "GET":
-            await send_json(send, 200, {"object": "list", "data": [_model_card(s) for s in self._servers()]})
+            await self.supervisor.refresh_models(max_age=LIST_REFRESH_S)
+            cards = [self._model_card(s) for s in self._servers()]
+            await send_json(send, 200, {"object": "list", "data": cards})
         elif path.startswith("/v1/models/") and method == "GET":
-            server = self.supervisor.find_by_model(path.removeprefix("/v1/models/"))
+            asked = path.removeprefix("/v1/models/")
+            server = await self.supervisor.lookup(asked)
             if server is None:
-                await _unknown_model(send, path.removeprefix("/v1/models/"))
+                await _unknown_model(send, asked, self.supervisor.model_names())
             else:
-                await send_json(send, 200, _model_card(server))
+                await send_json(send, 200, self._model_card(server))
         else:
             await send_error(
                 send, 404, f"No such endpoint: {method} {path}", "invalid_request_error", "not_found"
@@ -109,13 +114,13 @@ class Gateway:
             await send_error(
                 send,
                 400,
-                "Request needs a JSON object with a `model` (a profile name).",
+                "Request needs a JSON object with a `model` (a model or profile name).",
                 "invalid_request_error",
                 "model_required",
             )
             return
         asked = body["model"]
-        server = self.supervisor.find_by_model(asked)
+        server = await self.supervisor.lookup(asked)
         if server is None:
             await _unknown_model(send, asked, self.supervisor.model_names())
             return
@@ -212,17 +217,36 @@ class Gateway:
     def _servers(self) -> list[ManagedServer]:
         return sorted(self.supervisor.servers.values(), key=lambda s: s.name)
 
-
-def _model_card(server: ManagedServer) -> dict[str, Any]:
-    return {
-        "id": server.name,
-        "object": "model",
-        "created": 0,
-        "owned_by": "mlxui",
-        "state": str(server.state),
-        "kind": server.kind,
-        "upstream_model": server.upstream_model,
-    }
+    def _model_card(self, server: ManagedServer) -> dict[str, Any]:
+        """OpenAI's model object, plus what a client may want before it asks: is it loaded, what can
+        it do, how much memory it plans to take, and the other names it answers to."""
+        entry = self.supervisor.local_entry(server)
+        caps = entry.capabilities if entry is not None else None
+        return {
+            "id": server.name,
+            "object": "model",
+            "created": int(entry.last_modified) if entry is not None else 0,
+            "owned_by": "mlxui",
+            "state": str(server.state),
+            "source": "local" if server.profile.implicit else "profile",
+            "model": server.profile.model,
+            "aliases": aliases(server, self.supervisor.servers),
+            "kind": server.kind,
+            "upstream_model": server.upstream_model,
+            "capabilities": {
+                "vision": bool(caps and caps.vision),
+                "tools": bool(caps and caps.tools),
+                "thinking": bool(caps and caps.thinking),
+                "context_length": caps.context_length if caps else None,
+                "parameters": caps.parameters if caps else None,
+                "quant_bits": caps.quant_bits if caps else None,
+            },
+            "memory": {
+                "planned_bytes": entry.estimate.total_bytes if entry is not None else None,
+                "fit": entry.fit if entry is not None else None,
+                "rss_bytes": server.metrics.rss_bytes if server.state in RUNNING_STATES else None,
+            },
+        }
 
 
 async def _unknown_model(send: Send, model: str, known: Iterable[str] = ()) -> None:
@@ -231,7 +255,7 @@ async def _unknown_model(send: Send, model: str, known: Iterable[str] = ()) -> N
     await send_error(
         send,
         404,
-        f"No profile named {model!r}.{hint} GET /v1/models lists them.",
+        f"No model or profile named {model!r}.{hint} GET /v1/models lists them.",
         "invalid_request_error",
         "model_not_found",
     )

@@ -36,6 +36,7 @@ from mlxui.servers.launch import (
     port_in_use,
 )
 from mlxui.servers.logs import LOG_TAIL_LINES, read_log_tail
+from mlxui.servers.model_defaults import log_stem
 from mlxui.servers.osprocess import ServerProcess
 from mlxui.servers.profiles import Profile
 from mlxui.servers.state import RUNNING_STATES, ServerMetrics, ServerState
@@ -120,7 +121,7 @@ class ManagedServer:
         # A running server keeps writing where it started, even if its profile was renamed since.
         if self._log_path is not None and self.state in RUNNING_STATES:
             return self._log_path
-        return self._logs_dir / f"{self.name}.log"
+        return self._logs_dir / f"{log_stem(self.name)}.log"
 
     def touch(self) -> None:
         self.last_used = time.monotonic()

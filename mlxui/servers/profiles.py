@@ -66,10 +66,11 @@ class Profile:
     run_started_at: float | None = None
     run_cmdline: list[str] | None = None
     run_port: int | None = None
+    implicit: bool = False  # a local model's default profile, not in the database (model_defaults.py)
 
     @classmethod
     def from_row(cls, row: ServerProfile) -> Profile:
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__ if name != "implicit"})
 
     def editable(self) -> dict[str, Any]:
         """The user's settings, as the form and the YAML export hold them."""

@@ -1,7 +1,8 @@
 """Run records: what lets a restarted mlxui re-adopt the servers the last session left running.
 
 While a server runs, its profile row holds `run_pid`, `run_started_at` (psutil create_time),
-`run_cmdline` and `run_port`. A record is trusted only when all three identity facts still
+`run_cmdline` and `run_port`; a model served without a profile keeps the same four facts in the
+setting MODEL_RUNS_SETTING, under its model reference. A record is trusted only when all three identity facts still
 match a live process; otherwise it is stale and cleared, and the process it names is left alone.
 Token counters of kept servers travel through the setting KEPT_RUNS_SETTING.
 """
@@ -15,6 +16,8 @@ from typing import Any
 import psutil
 
 from mlxui.db.models import ServerProfile
+from mlxui.db.settings import get_setting, set_setting
+from mlxui.servers.model_defaults import MODEL_RUNS_SETTING
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.profiles import Profile
 
@@ -24,14 +27,31 @@ KEPT_RUNS_SETTING = "servers.kept_runs"  # {profile name: counters} of servers l
 _START_TIME_SLACK_S = 1.0  # create_time is derived from clock ticks; a reused pid differs by far more
 
 
-async def save_run_record(profile_id: int | None, server: ManagedServer | None) -> None:
-    """Record `server`'s process on its profile row, or clear the record (server None)."""
-    await ServerProfile.filter(id=profile_id).update(
-        run_pid=server.pid if server else None,
-        run_started_at=server.create_time if server else None,
-        run_cmdline=server.cmdline if server else None,
-        run_port=server.port if server else None,
-    )
+async def save_run_record(profile: Profile, server: ManagedServer | None) -> None:
+    """Record `server`'s process for `profile`, or clear the record (server None). Callers
+    serialise these writes (the supervisor's lock): the implicit records share one setting."""
+    record = {
+        "run_pid": server.pid if server else None,
+        "run_started_at": server.create_time if server else None,
+        "run_cmdline": server.cmdline if server else None,
+        "run_port": server.port if server else None,
+    }
+    if not profile.implicit:
+        await ServerProfile.filter(id=profile.id).update(**record)
+        return
+    records: dict[str, Any] = dict(await get_setting(MODEL_RUNS_SETTING, None) or {})
+    if server is None:
+        if records.pop(profile.model, None) is None:
+            return
+    else:
+        records[profile.model] = {key.removeprefix("run_"): value for key, value in record.items()}
+    await set_setting(MODEL_RUNS_SETTING, records)
+
+
+async def model_run_records() -> dict[str, dict[str, Any]]:
+    """The saved run records of models served without a profile, by model reference."""
+    records = await get_setting(MODEL_RUNS_SETTING, None)
+    return dict(records) if isinstance(records, dict) else {}
 
 
 def same_process(profile: Profile) -> bool:

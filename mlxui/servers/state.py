@@ -115,4 +115,4 @@ class UnknownProfile(KeyError):
         self.name = name
 
     def __str__(self) -> str:
-        return f"There is no server profile named {self.name!r}."
+        return f"There is no model or profile named {self.name!r}."

@@ -1,4 +1,5 @@
-"""The supervisor: the owner of the fleet. One `ManagedServer` per profile, the only writer of
+"""The supervisor: the owner of the fleet. One `ManagedServer` per profile and per local model
+without a profile (its implicit default, `model_defaults.py`), the only writer of
 profiles (`supervisor.profiles`) and of the fleet's settings (`supervisor.settings`), starts shared
 between callers, re-adoption, the idle TTL, the LRU limit and the one 1 Hz metrics sampler.
 
@@ -11,6 +12,7 @@ longer match a live process are cleared; that process is not touched.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import os
@@ -20,17 +22,21 @@ from typing import Any
 
 from mlxui.config import Config
 from mlxui.db.settings import get_setting, set_setting
+from mlxui.hub.local import LocalEntry, list_local_models
+from mlxui.servers.fleet import entries_by_ref, plan_fleet
 from mlxui.servers.gpu import GpuSampler, detect_gpu_sampler
 from mlxui.servers.metrics import MetricsSampler
+from mlxui.servers.names import find_server, known_names
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.profiles import Profile, ProfileBook
-from mlxui.servers.runs import KEPT_RUNS_SETTING, kept_counters, readopt, save_run_record
+from mlxui.servers.runs import KEPT_RUNS_SETTING, kept_counters, model_run_records, readopt, save_run_record
 from mlxui.servers.settings import ServerSettings
 from mlxui.servers.state import RUNNING_STATES, ServerEvent, ServerState, UnknownProfile
 
 logger = logging.getLogger(__name__)
 
 FAILED_RETRY_S = 30.0  # ensure_ready does not retry a failed start sooner (each try may load for minutes)
+REFRESH_ON_MISS_S = 2.0  # an unknown model name rescans the local models at most this often
 LRU_GRACE_S = 5.0  # a server used this recently is busy, not idle: never stopped to make room
 _AUTO_GPU: Any = object()
 _ENDED = (ServerState.STOPPED, ServerState.FAILED, ServerState.CRASHED)
@@ -57,12 +63,16 @@ class Supervisor:
             config, on_change=self._sync_profiles, default_idle_ttl=lambda: self.settings.default_idle_ttl
         )
         self.servers: dict[str, ManagedServer] = {}
+        self.local_models: dict[str, LocalEntry] = {}  # by model reference, as of the last refresh
         self.sampler = MetricsSampler(detect_gpu_sampler() if gpu is _AUTO_GPU else gpu)
         self._listeners: list[Listener] = []
         self._starts: dict[ManagedServer, asyncio.Task[ManagedServer]] = {}
         self._locks: dict[ManagedServer, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._db_lock = asyncio.Lock()  # run-record writes land in the order of the transitions
+        self._sync_lock = asyncio.Lock()  # one fleet rebuild at a time
+        self._saved_model_runs: dict[str, dict[str, Any]] = {}  # read once at start-up
+        self._refreshed_at = -REFRESH_ON_MISS_S
         self._sampler_task: asyncio.Task[None] | None = None
         self._env = {
             **os.environ,
@@ -81,7 +91,9 @@ class Supervisor:
         kept: dict[str, dict[str, Any]] = await get_setting(KEPT_RUNS_SETTING, None) or {}
         if kept:
             await set_setting(KEPT_RUNS_SETTING, {})
+        self._saved_model_runs = await model_run_records()
         await self._sync_profiles()
+        self._saved_model_runs = {}
         profiles = [s.profile for s in self.servers.values()]
         recorded = [p for p in profiles if p.run_pid is not None]
         await asyncio.gather(*(self._adopt_or_clear(p, kept.get(p.name, {})) for p in recorded))
@@ -130,25 +142,43 @@ class Supervisor:
         return self.servers.get(name)
 
     def find_by_model(self, model: str) -> ManagedServer | None:
-        """The server for a request's `model`: a profile name (any case), or a name of the model
-        that only one profile uses: its repo id or folder path, its short name (`Qwen3-4B-4bit` for
-        `mlx-community/Qwen3-4B-4bit`) or its folder's name."""
-        if model in self.servers:
-            return self.servers[model]
-        for matches in (
-            lambda s: s.name.casefold() == model.casefold(),
-            lambda s: s.profile.model == model,
-            lambda s: _short_name(s.profile.model) == model,
-        ):
-            found = [s for s in self.servers.values() if matches(s)]
-            if len(found) == 1:
-                return found[0]
-        return None
+        """The server for a request's `model`: a profile name (any case), or a name of a model
+        only one server has: its repo id or folder path, its short name or folder name (names.py)."""
+        return find_server(self.servers, model)
 
     def model_names(self) -> list[str]:
         """Every name a request may use (for "did you mean" hints)."""
-        names = {s.name for s in self.servers.values()}
-        return sorted(names | {_short_name(s.profile.model) for s in self.servers.values()})
+        return known_names(self.servers)
+
+    def fleet(self, *, every_model: bool = False) -> list[ManagedServer]:
+        """The servers a user manages, by name: every profile's, and a local model's while it runs
+        or after it failed (`every_model`: the stopped local models too)."""
+        return [
+            server
+            for _, server in sorted(self.servers.items())
+            if every_model or not server.profile.implicit or server.state != ServerState.STOPPED
+        ]
+
+    def local_entry(self, server: ManagedServer) -> LocalEntry | None:
+        """The local model a server runs, as of the last refresh (capabilities, memory plan)."""
+        return self.local_models.get(server.profile.model)
+
+    async def refresh_models(self, max_age: float = 0.0) -> None:
+        """The local models changed (a download finished, a folder was added or removed, a cached
+        model deleted): models without a profile appear or go. A running one stays until stopped.
+        With `max_age`, a refresh newer than that many seconds is good enough."""
+        if max_age and time.monotonic() - self._refreshed_at < max_age:
+            return
+        await self._sync_profiles()
+
+    async def lookup(self, model: str) -> ManagedServer | None:
+        """`find_by_model`, after a refresh when the name is unknown: a model just put in the cache
+        by another tool, or a folder added by `mlxui models add`, answers at once."""
+        server = self.find_by_model(model)
+        if server is None:
+            await self.refresh_models(max_age=REFRESH_ON_MISS_S)
+            server = self.find_by_model(model)
+        return server
 
     async def start(self, name: str, *, on_demand: bool = False) -> ManagedServer:
         """Start `name` and return it once READY; raises ServerError (with the log tail) on failure."""
@@ -205,35 +235,40 @@ class Supervisor:
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
     async def _sync_profiles(self) -> None:
-        """After every profile write (the book calls it): new profiles appear, deleted ones are
-        stopped and removed, edited ones apply at their next start."""
-        by_id = {s.profile.id: s for s in self.servers.values()}
-        rebuilt: dict[str, ManagedServer] = {}
-        added = []
-        for profile in await self.profiles.all():
-            server = by_id.pop(profile.id, None)
-            if server is None:
-                server = self._new_server(profile)
-                added.append(server)
-            else:
-                if profile.editable() != server.profile.editable():
-                    server.failed_at = None  # a changed profile may well start now
-                server.profile, server.name = profile, profile.name
-            rebuilt[profile.name] = server
-        for gone in by_id.values():
-            if gone.state in RUNNING_STATES:
-                await self.stop(gone.name)
-        self.servers = rebuilt
-        for gone in by_id.values():
-            self._locks.pop(gone, None)
-            self._emit(ServerEvent("removed", gone))
-        for server in added:
-            self._emit(ServerEvent("added", server))
+        """After every profile write (the book calls it) and every change of the local models:
+        new profiles and models appear, deleted profiles are stopped and removed, edited ones apply
+        at their next start. A model gets its implicit server only while no profile uses it; when a
+        profile is saved for a model whose implicit server runs, that server becomes the profile's."""
+        async with self._sync_lock:
+            profiles = await self.profiles.all()
+            self.local_models = entries_by_ref(await list_local_models(self.config.hf_cache))
+            self._refreshed_at = time.monotonic()
+            plan = plan_fleet(
+                self.servers.values(), profiles, self.local_models, new_server=self._new_server,
+                idle_ttl=self.settings.default_idle_ttl, saved_runs=self._saved_model_runs,
+            )  # fmt: skip
+            for server in plan.handed_over:
+                self._spawn(self._hand_over(server))
+            for server in plan.gone:
+                if server.state in RUNNING_STATES:
+                    await self.stop(server.name)
+            self.servers = plan.servers
+            for server in plan.gone:
+                self._locks.pop(server, None)
+                self._emit(ServerEvent("removed", server))
+            for server in plan.added:
+                self._emit(ServerEvent("added", server))
+
+    async def _hand_over(self, server: ManagedServer) -> None:
+        """A running implicit server now belongs to a profile: move its run record there."""
+        async with self._db_lock:
+            await save_run_record(dataclasses.replace(server.profile, implicit=True), None)
+            await save_run_record(server.profile, server if server.pid is not None else None)
 
     # --- internals ------------------------------------------------------------------------
 
     def _require(self, name: str) -> ManagedServer:
-        server = self.servers.get(name)
+        server = self.find_by_model(name)
         if server is None:
             raise UnknownProfile(name)
         return server
@@ -297,21 +332,21 @@ class Supervisor:
         server = self.servers[profile.name]
         async with self._lock(server):  # a stop meanwhile waits for the adoption's outcome
             if not await readopt(server, profile, kept, timeout=min(self.ready_timeout, 30.0)):
-                await self._write_run(profile.id, None)
+                await self._write_run(profile, None)
 
     def _on_transition(self, server: ManagedServer, previous: ServerState) -> None:
         """Every transition of every server passes here: persist the run record, tell listeners."""
         loading = server.state == ServerState.LOADING and previous == ServerState.STARTING
         if loading or server.state == ServerState.READY:
             # Recorded while loading too, so a server is never left running without a record.
-            self._spawn(self._write_run(server.profile.id, server))
+            self._spawn(self._write_run(server.profile, server))
         elif server.state in _ENDED and previous not in _ENDED:  # (ended -> STOPPED: cleared already)
-            self._spawn(self._write_run(server.profile.id, None))
+            self._spawn(self._write_run(server.profile, None))
         self._emit(ServerEvent("state", server, previous))
 
-    async def _write_run(self, profile_id: int | None, server: ManagedServer | None) -> None:
+    async def _write_run(self, profile: Profile, server: ManagedServer | None) -> None:
         async with self._db_lock:
-            await save_run_record(profile_id, server)
+            await save_run_record(profile, server)
 
     def _emit(self, event: ServerEvent) -> None:
         for callback in list(self._listeners):
@@ -382,8 +417,3 @@ async def _shared(task: asyncio.Task[ManagedServer], timeout: float | None) -> M
 def _idle_for(server: ManagedServer, now: float) -> float:
     """Seconds since the server was last used; 0 while a request is in flight."""
     return 0.0 if server.active_requests else now - server.last_used
-
-
-def _short_name(model: str) -> str:
-    """`org/name` -> `name`; a folder path -> the folder's name."""
-    return model.rstrip("/").rsplit("/", 1)[-1]
