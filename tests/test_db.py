@@ -42,11 +42,15 @@ async def db(tmp_path: Path):
 
 async def test_fresh_database_gets_every_table_in_wal_mode(db: Path) -> None:
     assert set(TABLES) <= set(await _tables())
-    assert await applied_migrations() == known_migrations() == [
-        "0001_initial",
-        "0002_chat_pinned",
-        "0003_chat_model",
-    ]
+    assert (
+        await applied_migrations()
+        == known_migrations()
+        == [
+            "0001_initial",
+            "0002_chat_pinned",
+            "0003_chat_model",
+        ]
+    )
     assert await journal_mode() == "wal"
     await close_db()
     # The last connection to close folds the WAL back into the file: nothing is left open,
