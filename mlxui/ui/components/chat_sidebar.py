@@ -1,5 +1,6 @@
-"""The chat sidebar: which server, New chat, and that server's chats (search, rename, pin, delete).
-The list is rebuilt when chats change (created, renamed, deleted, answered), never on a timer."""
+"""The chat sidebar: New chat, and the chats of the chosen model (or all chats: the "All" filter),
+with search, rename, pin and delete. The list is rebuilt when chats change (created, renamed,
+deleted, answered) or the scope changes, never on a timer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from nicegui import ui
 
 from mlxui.chat.store import ChatInfo, ChatStore, ChatStoreError
+from mlxui.servers.model_defaults import short_name
 from mlxui.ui.components.model_card import relative_time
 from mlxui.ui.testid import testid
 
@@ -19,26 +21,26 @@ class ChatSidebar(ui.column):
     def __init__(
         self,
         store: ChatStore,
-        servers: dict[str, str],
         *,
-        on_server: Callable[[str | None], Awaitable[None]],
         on_open: Callable[[int], Awaitable[None]],
         on_new: Callable[[], Awaitable[None]],
         on_deleted: Callable[[int], Awaitable[None]],
     ) -> None:
         super().__init__()
         self.store, self.on_open, self.on_deleted = store, on_open, on_deleted
-        self.server: str | None = None
+        self.server: str | None = None  # the chosen model's server name
+        self.implicit = False  # a model without a profile: its chats are found by model name
+        self.label = ""  # what the scope toggle calls the chosen model
         self.current: int | None = None
         self._typed = 0
         self.classes("w-full gap-2 p-2")
         with self:
-            self.server_select = testid(
-                ui.select(servers, label="Server", with_input=True, on_change=lambda e: on_server(e.value))
-                .props("outlined dense").classes("w-full"),
-                "chat-server",
-            )  # fmt: skip
             testid(ui.button("New chat", icon="add", on_click=on_new).classes("w-full"), "new-chat")
+            self.scope = testid(
+                ui.toggle({"model": "This model", "all": "All"}, value="model", on_change=self.refresh)
+                .props("dense spread no-caps").classes("w-full"),
+                "chat-scope",
+            )  # fmt: skip
             self.search = testid(
                 ui.input(placeholder="Search chats").props("dense outlined clearable").classes("w-full"),
                 "chat-search",
@@ -46,19 +48,26 @@ class ChatSidebar(ui.column):
             self.search.on_value_change(self._typed_search)
             self.list = testid(ui.column().classes("w-full gap-1"), "chat-list")
 
+    @property
+    def showing_all(self) -> bool:
+        return self.scope.value == "all" or self.server is None
+
+    def set_scope(self, server: str | None, *, implicit: bool) -> None:
+        """Show the chats of `server` (unless "All" is on); call `refresh` after."""
+        self.server, self.implicit = server, implicit
+
     async def refresh(self) -> None:
         text = (self.search.value or "").strip()
-        if self.server is None:
-            chats: list[ChatInfo] = []
-        elif text:
-            chats = await self.store.search_chats(text, self.server)
+        if self.showing_all:
+            scope: dict[str, str | None] = {}
+        elif self.implicit:
+            scope = {"model": self.server}
         else:
-            chats = await self.store.list_chats(self.server)
+            scope = {"profile": self.server}
+        chats = await self.store.search_chats(text, **scope) if text else await self.store.list_chats(**scope)
         self.list.clear()
         with self.list:
-            if self.server is None:
-                ui.label("Choose a server to see its chats.").classes("text-sm text-slate-500")
-            elif not chats:
+            if not chats:
                 ui.label("No chats yet." if not text else "No chat matches.").classes(
                     "text-sm text-slate-500"
                 )
@@ -74,7 +83,10 @@ class ChatSidebar(ui.column):
                 ui.icon("push_pin", size="14px").classes("text-slate-400")
             with ui.column().classes("gap-0 min-w-0 grow"):
                 ui.label(chat.title).classes("text-sm truncate")  # plain text: titles never become HTML
-                ui.label(relative_time(chat.updated_at)).classes("text-xs text-slate-500")
+                when = relative_time(chat.updated_at)
+                if self.showing_all and chat.server:  # which model, when the list mixes them
+                    when = f"{short_name(chat.server)} · {when}"
+                ui.label(when).classes("text-xs text-slate-500 truncate")
             with ui.button(icon="more_vert").props("flat round dense size=sm").on("click.stop", lambda: None):
                 with ui.menu():
                     ui.menu_item("Rename", on_click=lambda c=chat: self._rename(c))

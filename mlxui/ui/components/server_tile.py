@@ -4,6 +4,7 @@ the server's state and metrics, which the one process-wide sampler writes."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 from nicegui import ui
 
@@ -68,7 +69,9 @@ class ServerTile(ui.card):
                 self._button("Stop", "stop", lambda: on_stop(server))
                 self._button("Restart", "restart_alt", lambda: on_restart(server))
                 self._button("Logs", "article", lambda: on_logs(server))
-                self._button("Chat", "forum", lambda: ui.navigate.to(f"/chat?server={server.name}"))
+                self._button(
+                    "Chat", "forum", lambda: ui.navigate.to(f"/chat?server={quote(server.name, safe='')}")
+                )
                 ui.space()
                 ui.label().classes("text-xs text-slate-500 self-center").bind_text_from(
                     server, "port", lambda p: f"backend port {p}" if p else ""

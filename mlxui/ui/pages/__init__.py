@@ -33,6 +33,11 @@ def register_pages(services: Services) -> None:
         await services.wait_started()
         await chat_page.build(services, server=server, chat=chat)
 
+    @ui.page("/chat/{chat_id}", title="Chat · mlxui")
+    async def one_chat(chat_id: int) -> None:
+        await services.wait_started()
+        await chat_page.build(services, chat=chat_id)
+
     @ui.page("/settings", title="Settings · mlxui")
     async def settings() -> None:
         await services.wait_started()

@@ -1,7 +1,9 @@
-"""Chat page: a server's chats on the left, the conversation and the composer on the right.
+"""Chat page: the chosen model's chats on the left, the conversation and the composer on the right.
 
-Replies go through mlxui's own gateway (so a stopped server starts on demand), stream into the
-page throttled, and are saved as they arrive: the user's message before sending, the reply when
+Any local model can be chosen (no profile needed); a stopped one starts on demand. The open chat is
+in the URL (`/chat/ID`), so reload, back and links reopen it; `/chat` opens the last chat and
+`/chat?server=NAME` a new one with that model. Replies go through mlxui's own gateway, stream into
+the page throttled, and are saved as they arrive: the user's message before sending, the reply when
 it completes, stops or fails."""
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ from typing import TYPE_CHECKING, Any
 from nicegui import background_tasks, events, ui
 
 from mlxui.chat.export import ChatImportError, export_chat, export_markdown, import_chat
-from mlxui.chat.store import ChatStoreError, MessageInfo
+from mlxui.chat.store import ChatInfo, ChatStoreError, MessageInfo
 from mlxui.hub.capabilities import Capabilities, read_local_capabilities
+from mlxui.servers.model_defaults import display_name
 from mlxui.servers.process import ServerError
 from mlxui.servers.profiles import resolve_model
-from mlxui.servers.state import ServerState
+from mlxui.servers.state import RUNNING_STATES, ServerState
 from mlxui.ui.components.chat_message import ChatMessage
 from mlxui.ui.components.chat_settings import edit_chat_settings
 from mlxui.ui.components.chat_sidebar import ChatSidebar
 from mlxui.ui.components.composer import Composer
+from mlxui.ui.components.model_picker import ModelPicker
 from mlxui.ui.frame import frame
 from mlxui.ui.notifier import Notifier
 from mlxui.ui.testid import testid
@@ -33,6 +37,10 @@ if TYPE_CHECKING:
 async def build(services: Services, *, server: str = "", chat: int | None = None) -> None:
     page = ChatPage(services)
     await page.build(server or None, chat)
+
+
+# Back and forward between chats: the page is built from its URL, so build it again.
+POPSTATE_JS = "window.addEventListener('popstate', () => window.location.reload());"
 
 
 DOCK_CSS = ".composer-dock { background: #fff } .body--dark .composer-dock { background: var(--q-dark-page) }"
@@ -71,13 +79,14 @@ class ChatPage:
         self.views: list[ChatMessage] = []
 
     async def build(self, server: str | None, chat_id: int | None) -> None:
-        servers = {name: name for name in self.services.supervisor.servers}
+        supervisor = self.services.supervisor
         with ui.left_drawer(value=True, bordered=True).props("width=300"):
-            self.sidebar = ChatSidebar(self.store, servers, on_server=self.select_server, on_open=self.open_chat,
-                                       on_new=self.new_chat, on_deleted=self._deleted)  # fmt: skip
+            self.sidebar = ChatSidebar(self.store, on_open=self.open_chat, on_new=self.new_chat,
+                                       on_deleted=self._deleted)  # fmt: skip
         with frame(self.services, "/chat"):
             with ui.row().classes("w-full items-center gap-2 no-wrap"):
-                self.title = testid(ui.label("Chat").classes("text-2xl font-semibold truncate"), "page-title")
+                self.picker = ModelPicker(supervisor, on_pick=self.pick_model)
+                self.title = testid(ui.label("Chat").classes("text-xl font-semibold truncate"), "page-title")
                 ui.space()
                 self.settings_button = testid(ui.button(icon="tune", on_click=self._settings).props("flat round"),
                                               "chat-settings")  # fmt: skip
@@ -98,24 +107,50 @@ class ChatPage:
             with ui.element("div").classes("w-full sticky bottom-0 z-10 pb-8 composer-dock"):
                 self.composer = Composer(on_send=self.send, on_stop=self.stop, attach=self.store.attach_image,
                                          thumbnail_url=lambda a: f"/chat-images/{a['path']}")  # fmt: skip
-        if server in servers:
-            await self.select_server(server)
-            self.sidebar.server_select.value = server  # its change event finds the server already selected
-        else:
-            await self.sidebar.refresh()
-            self._show_empty()
+        ui.run_javascript(POPSTATE_JS)
         if chat_id is not None:
-            await self.open_chat(chat_id)
+            await self.open_chat(chat_id, push=False)
+        elif server is not None:
+            found = await supervisor.lookup(server)
+            if found is None:
+                ui.notify(f"There is no model or profile named {server!r} on this machine.", type="warning")
+                await self.select_server(None)
+            else:
+                await self.pick_model(found.name)
+        elif (last := await self.store.last_chat()) is not None:
+            await self.open_chat(last.id, push=False)
+        else:
+            running = [s.name for s in supervisor.fleet() if s.state in RUNNING_STATES]
+            await self.select_server(running[0] if running else None)
 
-    # ----- server and chat selection --------------------------------------------------------------------
+    # ----- model and chat selection ---------------------------------------------------------------------
+    async def pick_model(self, name: str) -> None:
+        """The user chose a model: a chat whose own model is gone continues with it; otherwise its
+        chats show on the left and a new conversation begins. A stopped model starts loading now."""
+        if self.chat_id is not None and self.services.supervisor.get(self.server or "") is None:
+            profile, model = self._owner(name)
+            await self.store.set_server(self.chat_id, profile, model=model)
+            await self._use_server(name)
+            await self.sidebar.refresh()
+        else:
+            await self.select_server(name)
+        managed = self.services.supervisor.get(name)
+        if managed is not None and managed.state in (ServerState.STOPPED, ServerState.CRASHED):
+            await self._start_server(name)
+
     async def select_server(self, name: str | None) -> None:
-        if name == self.server and name is not None:
-            return
-        self.server = name
-        self.sidebar.server = name
+        """Scope the page to `name` (a server's name): its chats, a new empty conversation."""
+        await self._use_server(name)
         self.chat_id = None
         self.sidebar.current = None
+        await self.sidebar.refresh()
+        self._show_empty()
+
+    async def _use_server(self, name: str | None) -> None:
+        self.server = name
         managed = self.services.supervisor.get(name) if name else None
+        self.sidebar.set_scope(name, implicit=managed is not None and managed.profile.implicit)
+        self.picker.set_value(name)
         self.caps = None
         if managed is not None:
             folder = resolve_model(managed.profile.model, self.services.config.hf_cache)
@@ -123,21 +158,29 @@ class ChatPage:
                 self.caps = await asyncio.to_thread(read_local_capabilities, folder)
         vision = bool(self.caps and self.caps.vision)
         self.composer.set_vision(
-            vision, "" if vision else "Images need a vision model; this server's model cannot see."
+            vision, "" if vision else "Images need a vision model; this model cannot see."
         )
         self._show_banner()
-        await self.sidebar.refresh()
-        self._show_empty()
+
+    def _owner(self, name: str) -> tuple[str | None, str | None]:
+        """(profile, model) for a chat with the server `name`."""
+        managed = self.services.supervisor.get(name)
+        if managed is not None and managed.profile.implicit:
+            return None, managed.profile.model
+        return name, None
 
     def _show_banner(self) -> None:
         managed = self.services.supervisor.get(self.server) if self.server else None
         self.banner.clear()
         if managed is None:
-            self.banner.set_visibility(False)
+            self.banner.set_visibility(self.server is not None)
+            with self.banner:  # a chat whose model is gone: readable, and continued with another
+                testid(ui.label(f"The model {self.server} is not on this machine any more. Choose another "
+                                "model above to continue this chat."), "model-gone")  # fmt: skip
             return
         with self.banner:
             label = ui.label()
-            label.bind_text_from(managed, "state", lambda s: _server_note(managed.name, s))
+            label.bind_text_from(managed, "state", lambda s: _server_note(display_name(managed.profile), s))
             start = testid(
                 ui.button("Start now", on_click=lambda: self._start_server(managed.name)), "start-now"
             )
@@ -160,21 +203,28 @@ class ChatPage:
         background_tasks.create(run(), name=f"start {name}")
 
     async def new_chat(self) -> None:
-        if not self.server:
-            ui.notify("Choose a server first.", type="warning")
+        if not self.server or self.services.supervisor.get(self.server) is None:
+            ui.notify("Choose a model first.", type="warning")
             return
-        chat = await self.store.create_chat(self.server)
+        chat = await self._create_chat()
         await self.open_chat(chat.id)
 
-    async def open_chat(self, chat_id: int) -> None:
+    async def _create_chat(self) -> ChatInfo:
+        profile, model = self._owner(self.server or "")
+        return await self.store.create_chat(profile, model=model)
+
+    async def open_chat(self, chat_id: int, *, push: bool = True) -> None:
         try:
             chat = await self.store.get_chat(chat_id)
         except ChatStoreError as exc:
             ui.notify(exc.message, type="negative")
+            if self.server is None:
+                await self.select_server(None)
             return
-        if chat.profile_name and chat.profile_name != self.server:
-            await self.select_server(chat.profile_name)
-            self.sidebar.server_select.value = chat.profile_name
+        if chat.server != self.server:
+            await self._use_server(chat.server)
+        if push and chat_id != self.chat_id:
+            ui.navigate.history.push(f"/chat/{chat.id}")
         self.chat_id = chat.id
         self.sidebar.current = chat.id
         self.title.text = chat.title
@@ -195,21 +245,23 @@ class ChatPage:
         self.views = []
         self.title.text = "Chat"
         with self.messages:
+            managed = self.services.supervisor.get(self.server) if self.server else None
             text = (
-                "Choose a server on the left, then write a message."
-                if not self.server
-                else (f"New conversation with {self.server}. Write a message below.")
+                "Choose a model above, then write a message."
+                if managed is None
+                else f"New conversation with {display_name(managed.profile)}. Write a message below."
             )
             testid(ui.label(text).classes("text-slate-500"), "chat-empty")
 
     # ----- sending, streaming, stopping ---------------------------------------------------------------------
     async def send(self, text: str, attachments: list[dict[str, Any]]) -> None:
-        if not self.server:
-            ui.notify("Choose a server first.", type="warning")
+        if not self.server or self.services.supervisor.get(self.server) is None:
+            ui.notify("Choose a model first.", type="warning")
             return
         if self.chat_id is None:
-            chat = await self.store.create_chat(self.server)
+            chat = await self._create_chat()
             self.chat_id = self.sidebar.current = chat.id
+            ui.navigate.history.replace(f"/chat/{chat.id}")
             self.messages.clear()
         message = await self.store.add_user_message(self.chat_id, text, attachments)  # saved before sending
         self._add_view(message)
@@ -221,7 +273,8 @@ class ChatPage:
             view = ChatMessage(None, role="assistant", images_url=lambda a: f"/chat-images/{a['path']}")
         managed = self.services.supervisor.get(self.server or "")
         loading = managed is not None and managed.state != ServerState.READY
-        view.waiting(f"Loading the model on {self.server}…" if loading else "Waiting for the first token…")
+        name = display_name(managed.profile) if managed is not None else self.server
+        view.waiting(f"Loading {name}…" if loading else "Waiting for the first token…")
         self.views.append(view)
         self.composer.set_busy(True)
         self.reply_task = background_tasks.create(self._reply(view), name=f"chat {self.chat_id}")
@@ -330,7 +383,8 @@ class ChatPage:
         dialog.close()
         try:
             data = json.loads((await event.file.read()).decode("utf-8"))
-            chat = await import_chat(self.store, data, profile=self.server)
+            profile, _ = self._owner(self.server or "")
+            chat = await import_chat(self.store, data, profile=profile)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             ui.notify(f"That file is not a chat export: {exc}", type="negative")
             return
