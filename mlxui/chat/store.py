@@ -28,6 +28,7 @@ from mlxui.chat.client import ChatError, stream_chat
 from mlxui.chat.history import model_history
 from mlxui.chat.reply import STOPPED, MessageInfo, ReplyHandle, message_info
 from mlxui.db.models import Chat, Message, ServerProfile
+from mlxui.servers.profile_rules import NAME_PATTERN
 
 DEFAULT_TITLE = "New chat"
 TITLE_CHARS = 60
@@ -365,7 +366,7 @@ async def resolve_profile(profile: int | str | None) -> int | None:
         if not await ServerProfile.exists(id=profile):
             raise ChatStoreError(f"No server profile with id {profile}")
         return profile
-    row = await ServerProfile.get_or_none(name=profile)
+    row = await ServerProfile.get_or_none(name=profile) if NAME_PATTERN.fullmatch(profile) else None
     if row is None:
         raise ChatStoreError(f"No server named {profile!r}")
     return row.id

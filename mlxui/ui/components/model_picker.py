@@ -45,7 +45,10 @@ class ModelPicker(ui.button):
         """Show `name` (a server's name) as chosen; unknown names show what the chat remembers."""
         self.value = name
         server = self.supervisor.get(name) if name else None
-        self.text = display_name(server.profile) if server is not None else (name or "Choose a model")
+        if server is not None:
+            self.text = display_name(server.profile)
+        else:  # a chat's model that is gone: its short name, not a long path
+            self.text = f"{short_name(name)} (gone)" if name else "Choose a model"
 
     def matches(self) -> list[ManagedServer]:
         text = (self.filter.value or "").strip().casefold()

@@ -149,7 +149,8 @@ class ChatPage:
     async def _use_server(self, name: str | None) -> None:
         self.server = name
         managed = self.services.supervisor.get(name) if name else None
-        self.sidebar.set_scope(name, implicit=managed is not None and managed.profile.implicit)
+        # A chat's model that is gone is never a profile (deleting one clears its chats' link).
+        self.sidebar.set_scope(name, implicit=managed is None or managed.profile.implicit)
         self.picker.set_value(name)
         self.caps = None
         if managed is not None:
