@@ -238,7 +238,7 @@ async def _check_repo(config: Config, repo_id: str) -> None:
 
 # ----- list and rm --------------------------------------------------------------------------------
 def list_command(args: argparse.Namespace) -> int:
-    from mlxui.hub.capabilities import format_context, format_parameters, format_quant
+    from mlxui.hub.capabilities import format_context, format_quant
     from mlxui.hub.local import list_local_models
 
     config = load_config()
@@ -258,9 +258,7 @@ def list_command(args: argparse.Namespace) -> int:
     print(f"{'MODEL':<48} {'SIZE':>9} {'PARAMS':>7} {'QUANT':>7} {'CONTEXT':>7}  {'FIT':<9}  CAPABILITIES")
     for e in entries:
         c = e.capabilities
-        params = (
-            ("~" if c.parameters_estimated else "") + format_parameters(c.parameters) if c.parameters else "?"
-        )
+        params = c.parameters_label or "?"
         quant = format_quant(c.quant_bits, c.quant_mode) if c.quant_bits or c.quant_mode else "-"
         context = format_context(c.context_length) if c.context_length else "?"
         flags = ", ".join(n for n in ("vision", "tools", "thinking", "embeddings", "audio") if getattr(c, n))

@@ -95,9 +95,17 @@ class Capabilities:
             out.append(format_quant(self.quant_bits, self.quant_mode))
         if self.context_length:
             out.append(f"{format_context(self.context_length)} ctx")
-        if self.parameters:
-            out.append(("~" if self.parameters_estimated else "") + format_parameters(self.parameters))
+        if self.parameters_label:
+            out.append(self.parameters_label)
         return out
+
+    @property
+    def parameters_label(self) -> str | None:
+        """The parameter count as every view shows it (card, Local list, details): "135M", or
+        "~135M" when estimated; None when unknown. The one place that formats it."""
+        if not self.parameters:
+            return None
+        return ("~" if self.parameters_estimated else "") + format_parameters(self.parameters)
 
 
 def format_quant(bits: int | None, mode: str | None) -> str:
@@ -188,7 +196,9 @@ def read_local_capabilities(folder: Path, repo_id: str | None = None) -> Capabil
     sizes = _folder_sizes(folder, problems)
     caps = parse_capabilities(files, repo_id=repo_id, file_sizes=sizes)
     config = _load_json(files, "config.json", [])
-    count, header_problems = count_folder_parameters(folder, rules.quantization_section(config))
+    count, header_problems = count_folder_parameters(
+        folder, rules.quantization_section(config), tied=rules.tied_embeddings(config, default=False)
+    )
     if count is not None:
         caps.parameters, caps.parameters_estimated = count, False
     caps.problems = [*problems, *caps.problems, *header_problems]

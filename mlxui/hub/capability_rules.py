@@ -251,9 +251,11 @@ def is_embeddings(config: dict[str, Any], architectures: list[str], file_names: 
 
 
 def parameters_from_dims(config: dict[str, Any]) -> int | None:
-    """Rough size of a transformer from its dimensions: attention + MLP per layer, plus
-    embeddings (twice when the output head is not tied to them). Falls back to 12·L·h² when the MLP
-    width is missing. MoE models multiply the MLP by their expert count."""
+    """Rough size of a transformer from its dimensions: attention + MLP + two norms per layer,
+    the final norm, plus embeddings (twice when the output head is not tied to them). Falls back to
+    12·L·h² when the MLP width is missing. MoE models multiply the MLP by their expert count.
+    SmolLM2-135M (30 layers, hidden 576, MLP 1536, 9 heads, 3 KV heads, vocab 49152, tied) comes
+    out at 134,515,008, its exact count."""
     layers, hidden = (
         first_int(config, "num_hidden_layers", "n_layer"),
         first_int(config, "hidden_size", "d_model"),
@@ -270,12 +272,20 @@ def parameters_from_dims(config: dict[str, Any]) -> int | None:
         attention = hidden * head_dim * (2 * heads + 2 * (kv_heads or heads))
         # gated MLPs (SwiGLU & co.) have three matrices; BERT-style encoders two
         matrices = 2 if model_type(config) in ENCODER_MODEL_TYPES else 3
-        per_layer = attention + matrices * hidden * inter * experts
+        per_layer = attention + matrices * hidden * inter * experts + 2 * hidden
     else:
         per_layer = 12 * hidden * hidden
-    # transformers ties the output head to the embeddings unless the config says otherwise
-    tied = not any(view.get("tie_word_embeddings") is False for view in lm_views(config))
-    return layers * per_layer + vocab * hidden * (1 if tied else 2)
+    return layers * per_layer + hidden + vocab * hidden * (1 if tied_embeddings(config) else 2)
+
+
+def tied_embeddings(config: dict[str, Any], *, default: bool = True) -> bool:
+    """Does the output head reuse the input embeddings (`tie_word_embeddings`)? Then the model has
+    one vocab x hidden matrix, not two. transformers ties them unless the config says otherwise
+    (`default`); pass default=False where only an explicit `true` may change a count."""
+    values = [view.get("tie_word_embeddings") for view in lm_views(config)]
+    if any(value is False for value in values):
+        return False
+    return True if any(value is True for value in values) else default
 
 
 def bits_per_parameter(bits: int | None, group: int | None, mode: str | None, dtype: str | None) -> float:

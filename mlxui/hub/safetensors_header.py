@@ -52,12 +52,16 @@ def read_safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
     return header
 
 
-def count_parameters(tensors: dict[str, dict[str, Any]], quantization: dict[str, Any] | None) -> int:
+def count_parameters(
+    tensors: dict[str, dict[str, Any]], quantization: dict[str, Any] | None, *, tied: bool = False
+) -> int:
     """Logical parameter count of all tensors (all shards merged into one dict).
 
     MLX stores a quantized layer as a uint32 `weight` holding 32/bits values per element plus
     `scales` (and `biases` for affine); the original layer had weight.size * 32 / bits
     parameters and no scales, which is what mlx_lm's own count reports too.
+    With `tied` (the config's `tie_word_embeddings`), a stored `lm_head` is a copy of the
+    embeddings that mlx_lm drops when it loads the model: it is not counted twice.
     """
     quant = quantization or {}
     quantized = {
@@ -70,6 +74,8 @@ def count_parameters(tensors: dict[str, dict[str, Any]], quantization: dict[str,
     total = 0
     for name, info in tensors.items():
         module, _, leaf = name.rpartition(".")
+        if tied and module.rpartition(".")[2] == "lm_head":
+            continue
         size = prod(info["shape"])
         if module in quantized:
             if leaf in _QUANT_AUX:
@@ -109,7 +115,7 @@ def _openai_mxfp4_extra(name: str, size: int, tensors: dict[str, dict[str, Any]]
 
 
 def count_folder_parameters(
-    folder: Path, quantization: dict[str, Any] | None
+    folder: Path, quantization: dict[str, Any] | None, *, tied: bool = False
 ) -> tuple[int | None, list[str]]:
     """Exact parameter count over every *.safetensors shard in `folder`, plus problems found.
 
@@ -128,4 +134,4 @@ def count_folder_parameters(
             problems.append(f"Could not read weights header: {err}")
     if problems:
         return None, problems
-    return count_parameters(tensors, quantization), []
+    return count_parameters(tensors, quantization, tied=tied), []

@@ -10,6 +10,7 @@ from nicegui import ui
 
 from mlxui import __version__
 from mlxui.system.backend import detect_backend
+from mlxui.ui.components.download_notice import announce_finished_downloads
 from mlxui.ui.testid import testid
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def frame(services: Services, current: str) -> Iterator[ui.column]:
     """Wrap a page's content; `current` is the path of the page being shown."""
     ui.dark_mode().bind_value_from(services.appearance, "dark")
     ui.colors(primary="#7c5cff")
+    announce_finished_downloads(services.downloads)
     with ui.header().classes("items-center gap-2 px-4 py-2 bg-slate-900 text-white"):
         ui.image("/assets/icon.svg").classes("w-7 h-7")
         ui.label("mlxui").classes("text-lg font-semibold mr-4")

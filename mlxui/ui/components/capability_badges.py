@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from mlxui.hub.capabilities import Capabilities, format_parameters
+from mlxui.hub.capabilities import Capabilities
 from mlxui.ui.testid import testid
 
 FLAG_COLORS = {
@@ -40,7 +40,7 @@ def badge_tip(label: str, caps: Capabilities) -> str:
         return FLAG_TIPS[label]
     if label.endswith(" ctx") and caps.context_length:
         return f"Reads up to {caps.context_length:,} tokens of conversation at once (its context window)."
-    if caps.parameters and label.lstrip("~") == format_parameters(caps.parameters):
+    if label == caps.parameters_label:
         how = (
             "estimated from the size of its files" if caps.parameters_estimated else "counted from its files"
         )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
 
 from nicegui import ui
 
@@ -23,7 +22,9 @@ from mlxui.hub.local import (
     remove_local_folder,
 )
 from mlxui.ui.components.capability_badges import CapabilityBadges
+from mlxui.ui.components.chat_button import ChatButton
 from mlxui.ui.components.empty_state import EmptyState
+from mlxui.ui.links import new_profile_url
 from mlxui.ui.testid import testid
 
 
@@ -122,11 +123,13 @@ class LocalModelRow(ui.card):
                     path.tooltip(str(entry.path))
                 ui.label(human_bytes(entry.size_on_disk)).classes("text-sm text-slate-500 whitespace-nowrap")
                 model_ref = entry.repo_id or str(entry.path)
+                if not entry.problem:
+                    testid(ChatButton(model_ref).props("dense"), "local-chat")
                 testid(
                     ui.button(
                         "Create server profile",
                         icon="add",
-                        on_click=lambda: ui.navigate.to(f"/servers?model={quote(model_ref, safe='')}"),
+                        on_click=lambda: ui.navigate.to(new_profile_url(model_ref)),
                     ).props("flat dense no-caps"),
                     "create-profile",
                 )

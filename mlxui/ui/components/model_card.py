@@ -1,20 +1,23 @@
 """One Hub search result. Capabilities are read lazily, the first time the card scrolls into view.
 
 A card never shows download progress: while its model downloads, the card hides and the
-Downloads tile at the top of the page shows it instead."""
+Downloads tile at the top of the page shows it instead. When the download is done the card comes
+back with a "Downloaded" badge and Chat in place of Download."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from nicegui import ui
+from nicegui import binding, ui
+from nicegui.binding import BindableProperty
 
 from mlxui.format import human_count
 from mlxui.hub.capabilities import Capabilities
 from mlxui.hub.search import HubModel
 from mlxui.state import DownloadState
 from mlxui.ui.components.capability_badges import CapabilityBadges
+from mlxui.ui.components.chat_button import ChatButton
 from mlxui.ui.testid import testid
 
 HIDDEN_WHILE = ("queued", "downloading", "paused", "failed")
@@ -23,6 +26,8 @@ CapsLoader = Callable[[HubModel], Awaitable[tuple[Capabilities | None, str | Non
 
 
 class ModelCard(ui.card):
+    downloaded = BindableProperty()  # complete in the cache: a "Downloaded" badge and Chat, not Download
+
     def __init__(
         self,
         model: HubModel,
@@ -40,6 +45,8 @@ class ModelCard(ui.card):
         self._load_caps = load_caps
         self._requested = False
         self.loaded = False  # capabilities (or the reason they are unknown) have arrived
+        self.was_local = is_local
+        self.downloaded = is_local
         self.classes("w-full gap-1 py-3").props("flat bordered")
         testid(self, f"model-card-{model.repo_id}")
         with self:
@@ -48,8 +55,8 @@ class ModelCard(ui.card):
                     ui.label(model.name).classes("text-base font-semibold truncate")
                     ui.label(model.author).classes("text-xs text-slate-500")
                 ui.space()
-                if is_local:
-                    ui.badge("Downloaded", color="positive").props("outline")
+                badge = testid(ui.badge("Downloaded", color="positive").props("outline"), "downloaded-badge")
+                badge.bind_visibility_from(self, "downloaded")
                 with ui.row().classes("gap-3 text-xs text-slate-500 items-center no-wrap"):
                     _stat("download", human_count(model.downloads), "downloads")
                     _stat("favorite_border", human_count(model.likes), "likes")
@@ -65,13 +72,20 @@ class ModelCard(ui.card):
                 )
                 button = ui.button(icon="download", on_click=lambda: on_download(model)).props("round dense")
                 testid(button.tooltip("Download"), f"download-{model.repo_id}")
+                button.bind_visibility_from(self, "downloaded", lambda done: not done)
+                chat = testid(ChatButton(model.repo_id).props("dense"), f"chat-{model.repo_id}")
+                chat.bind_visibility_from(self, "downloaded")
             self.badges = CapabilityBadges(loading=True)
         if download is not None:
             self.follow(download)
 
     def follow(self, download: DownloadState) -> None:
-        """Hide while the model downloads; come back when it is done or cancelled."""
+        """Hide while the model downloads; come back when it is done (offering Chat at once) or
+        cancelled."""
         self.bind_visibility_from(download, "state", lambda state: state not in HIDDEN_WHILE)
+        binding.bind_from(
+            self, "downloaded", download, "state", lambda state: state == "done" or self.was_local
+        )
 
     async def request_caps(self) -> None:
         if self._requested:

@@ -15,6 +15,7 @@ from mlxui.hub.model_info import get_model_details
 from mlxui.hub.search import HubModel, SearchResults, search_models
 from mlxui.servers.profiles import resolve_model
 from mlxui.servers.state import RUNNING_STATES
+from mlxui.state import DownloadState
 from mlxui.ui.components.downloads_tile import DownloadsTile
 from mlxui.ui.components.hub_results import HubResults
 from mlxui.ui.components.local_models import LocalModels
@@ -180,10 +181,15 @@ class ModelsPage:
         except HubError as exc:
             self.details.failed(model.repo_id, exc.message)
             return
-        self.details.show(details, downloadable=model.repo_id not in self.local_repo_ids)
+        self.details.show(details, downloaded=model.repo_id in self.local_repo_ids)
 
     # ----- downloading -------------------------------------------------------------------------------
     async def download(self, repo_id: str) -> None:
+        await self._refresh_local_ids()  # it may have been downloaded since the page opened
+        if repo_id in self.local_repo_ids:
+            self._mark_downloaded(repo_id)
+            ui.notify(f"{repo_id} is already downloaded: chat with it, or create a profile.", type="info")
+            return
         verdict = await self._fit_verdict(repo_id)
         if verdict == "wont_fit" and not await self._confirm_wont_fit(repo_id):
             return
@@ -214,9 +220,18 @@ class ModelsPage:
                 testid(ui.button("Download anyway", on_click=lambda: dialog.submit(True)), "confirm-download")
         return bool(await dialog)
 
-    async def _download_finished(self, _state) -> None:
+    async def _download_finished(self, state: DownloadState) -> None:
+        self._mark_downloaded(state.repo_id)
         await self._refresh_local_ids()
         await self.local.refresh()
+
+    def _mark_downloaded(self, repo_id: str) -> None:
+        """The card and the drawer offer Chat instead of Download, at once."""
+        self.local_repo_ids.add(repo_id)
+        entry = self.results.cards.get(repo_id)
+        if entry is not None:
+            entry[1].downloaded = True
+        self.details.mark_downloaded(repo_id)
 
     async def _refresh_local_ids(self) -> None:
         revisions = await asyncio.to_thread(cached_revisions, self.config.hf_cache)

@@ -43,7 +43,12 @@ class ServersPage:
 
     async def build(self, model: str) -> None:
         models = await list_local_models(self.services.config.hf_cache)
-        self.editor = ProfileEditor(self.supervisor.profiles, models, on_saved=self._saved)
+        self.editor = ProfileEditor(
+            self.supervisor.profiles,
+            models,
+            on_saved=self._saved,
+            taken_names=lambda: self.supervisor.servers,
+        )
         self.editor.default_ttl = self.supervisor.settings.default_idle_ttl
         with frame(self.services, "/servers"):
             with ui.row().classes("w-full items-center gap-2"):
