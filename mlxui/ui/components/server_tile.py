@@ -9,6 +9,7 @@ from urllib.parse import quote
 from nicegui import ui
 
 from mlxui.format import human_bytes, human_count, human_duration
+from mlxui.servers.model_defaults import display_name
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.state import ServerState
 from mlxui.ui.components.sparkline import Sparkline
@@ -30,7 +31,7 @@ class ServerTile(ui.card):
         with self:
             with ui.row().classes("w-full items-center gap-2 no-wrap"):
                 with ui.column().classes("gap-0 min-w-0"):
-                    ui.label(server.name).classes("text-base font-semibold truncate")
+                    ui.label(display_name(server.profile)).classes("text-base font-semibold truncate")
                     ui.label(server.profile.model).classes("text-xs text-slate-500 truncate")
                 ui.space()
                 testid(StateChip(server), f"state-{server.name}")
@@ -57,7 +58,7 @@ class ServerTile(ui.card):
             with ui.row().classes("w-full items-center gap-1 no-wrap text-xs"):
                 # The address clients should use: it stays while the backend's own port changes.
                 ui.label("Use it at").classes("text-slate-500")
-                testid(ui.label(f"{gateway_url} · model {server.name}").classes("font-mono truncate"),
+                testid(ui.label(f"{gateway_url} · model {display_name(server.profile)}").classes("font-mono truncate"),
                        f"gateway-address-{server.name}")  # fmt: skip
                 copy = ui.button(icon="content_copy", on_click=lambda: self._copy(gateway_url))
                 testid(copy.props("flat dense round size=xs aria-label='Copy the gateway address'"),
@@ -79,7 +80,7 @@ class ServerTile(ui.card):
 
     def _copy(self, gateway_url: str) -> None:
         ui.clipboard.write(gateway_url)
-        ui.notify(f"Copied {gateway_url}: use it with model {self.server.name!r}.")
+        ui.notify(f"Copied {gateway_url}: use it with model {display_name(self.server.profile)!r}.")
 
     def _metric(self, title: str, metrics, field: str, fmt, color: str, scale=lambda v: v) -> None:
         with ui.column().classes("gap-0 min-w-0"):

@@ -13,6 +13,7 @@ from nicegui import background_tasks, events, ui
 from mlxui.hub.capabilities import read_local_capabilities
 from mlxui.hub.local import list_local_models
 from mlxui.hub.memory import fit_on_this_machine
+from mlxui.servers.model_defaults import display_name
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.profiles import Profile, ProfileError, resolve_model
 from mlxui.servers.state import RUNNING_STATES, ServerEvent
@@ -84,10 +85,11 @@ class ServersPage:
         self._rebuild()
 
     def _rebuild(self) -> None:
-        servers = list(self.supervisor.servers.values())
+        servers = self.supervisor.fleet()  # profiles, and local models while they run or failed
         running = [s.name for s in servers if s.state in RUNNING_STATES]
         others = [s.name for s in servers if s.state not in RUNNING_STATES]
-        self.picker.options = {s.name: f"{s.name} · {s.profile.model}" for s in servers}
+        everything = self.supervisor.fleet(every_model=True)  # any local model starts without a profile
+        self.picker.options = {s.name: _picker_label(s) for s in everything}
         self.picker.update()
         if running != self._running_names:
             self._running_names = running
@@ -118,23 +120,29 @@ class ServersPage:
             .props("flat bordered")
         ):
             with ui.row().classes("w-full items-center gap-2 no-wrap"):
-                ui.label(server.name).classes("font-semibold truncate")
-                ui.label(server.profile.model).classes("text-xs text-slate-500 truncate")
+                implicit = server.profile.implicit
+                ui.label(display_name(server.profile)).classes("font-semibold truncate")
+                ui.label("local model, no profile" if implicit else server.profile.model).classes(
+                    "text-xs text-slate-500 truncate"
+                )
                 ui.space()
                 StateChip(server)
                 testid(ui.button(icon="play_arrow", on_click=lambda: self._start(server.name))
                        .props("flat round dense").tooltip("Start"), f"start-{server.name}")  # fmt: skip
                 ui.button(icon="edit", on_click=lambda: self._edit(server.name)).props(
-                    "flat round dense"
-                ).tooltip("Edit")
-                ui.button(icon="content_copy", on_click=lambda: self._duplicate(server.name)).props(
-                    "flat round dense"
-                ).tooltip("Duplicate")
+                    f'flat round dense aria-label="{"Create a profile" if implicit else "Edit"}"'
+                ).tooltip("Create a profile with its settings" if implicit else "Edit")
+                if not implicit:
+                    ui.button(icon="content_copy", on_click=lambda: self._duplicate(server.name)).props(
+                        'flat round dense aria-label="Duplicate"'
+                    ).tooltip("Duplicate")
                 ui.button(icon="article", on_click=lambda: self._logs(server)).props(
                     "flat round dense"
                 ).tooltip("Logs")
-                testid(ui.button(icon="delete", on_click=lambda: self._confirm_delete(server.name))
-                       .props("flat round dense").tooltip("Delete"), f"delete-{server.name}")  # fmt: skip
+                if not implicit:
+                    testid(ui.button(icon="delete", on_click=lambda: self._confirm_delete(server.name))
+                           .props('flat round dense aria-label="Delete"').tooltip("Delete"),
+                           f"delete-{server.name}")  # fmt: skip
             error = testid(
                 ui.label().classes("text-xs text-red-400 whitespace-pre-wrap"), f"error-{server.name}"
             )
@@ -187,6 +195,10 @@ class ServersPage:
         LogViewer(server.name, server.log_path).open()
 
     async def _edit(self, name: str) -> None:
+        server = self.supervisor.get(name)
+        if server is not None and server.profile.implicit:  # its default becomes a profile when saved
+            self.editor.edit(None, model=server.profile.model)
+            return
         self.editor.edit(await self.supervisor.profiles.get(name))
 
     async def _duplicate(self, name: str) -> None:
@@ -241,3 +253,9 @@ class ServersPage:
                 ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat")
                 testid(ui.button(yes, color="negative", on_click=lambda: dialog.submit(True)), "confirm")
         return bool(await dialog)
+
+
+def _picker_label(server: ManagedServer) -> str:
+    if server.profile.implicit:
+        return f"{display_name(server.profile)} · local model"
+    return f"{server.name} · {server.profile.model}"
