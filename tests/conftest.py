@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.harness.fixtures_models",
     "tests.harness.fixtures_hub",
     "tests.harness.fixtures_downloads",
+    "tests.harness.fixtures_smollm2",
 ]

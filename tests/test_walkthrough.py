@@ -11,17 +11,23 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.harness import smollm2
 from tests.harness.browser import chromium_paths
+from tests.harness.fixtures_smollm2 import SMOLLM2_MISSING
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["01-models", "02-search", "03-downloading", "04-local", "05-profile", "06-server",
-         "07-chat-thinking", "08-chat-vision", "09-stopped"]  # fmt: skip
+         "07-chat-thinking", "08-chat-real", "09-chat-vision", "10-stopped"]  # fmt: skip
 
 
 @pytest.mark.browser
 def test_the_first_run_walkthrough_completes_with_a_screenshot_per_step(tmp_path: Path) -> None:
     if chromium_paths() is None and os.environ.get("CI") != "true":
         pytest.skip("chromium and chromium-driver are not installed")
+    try:
+        smollm2.find_wheel()  # the walk chats with the real SmolLM2 too
+    except smollm2.WheelProblem as problem:
+        pytest.skip(f"{SMOLLM2_MISSING}: {problem}")
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
         import walkthrough
