@@ -56,3 +56,16 @@ def test_a_stored_head_of_a_tied_model_is_not_counted(tmp_path: Path) -> None:
     assert tied.parameters_estimated is False
     (tmp_path / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": False}))
     assert read_local_capabilities(tmp_path).parameters == 2 * vocab * hidden + 128 * hidden + hidden
+
+
+def test_a_hub_card_with_an_8_bit_embedding_next_to_4_bit_layers_is_135m() -> None:
+    """The real SmolLM2 MLX conversion: 4-bit layers, an 8-bit embedding. The Hub's packed U32
+    counts read at 4 bits would double the embedding (~163M); the dimensions count it right."""
+    config = {
+        **SMOLLM2_CONFIG,
+        "quantization": {"group_size": 32, "bits": 4, "model.embed_tokens": {"group_size": 32, "bits": 8}},
+    }
+    counts = {"U32": 17_694_720, "F16": 2_000_000, "F32": 34_560}  # shaped like the Hub's safetensors info
+    caps = parse_capabilities({"config.json": json.dumps(config)}, dtype_counts=counts)
+    assert caps.parameters == 134_515_008
+    assert caps.parameters_label == "~135M"

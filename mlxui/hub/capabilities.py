@@ -268,11 +268,13 @@ def _fill_parameters(
         caps.parameters, caps.parameters_estimated = exact, False
         return
     if dtype_counts:
-        caps.parameters = rules.parameters_from_dtype_counts(
+        # Layers quantized with other bits than the default (SmolLM2's 8-bit embedding next to 4-bit
+        # layers) make the packed counts ambiguous: the config's dimensions count those exactly.
+        overrides = any(isinstance(v, dict) for v in rules.quantization_section(config).values())
+        from_dims = rules.parameters_from_dims(config) if overrides else None
+        caps.parameters = from_dims or rules.parameters_from_dtype_counts(
             dtype_counts, caps.quant_bits, caps.quant_group_size, caps.quant_mode
         )
-        # layers quantized with other bits than the default make the conversion approximate
-        overrides = any(isinstance(v, dict) for v in rules.quantization_section(config).values())
         caps.parameters_estimated = overrides
         return
     if caps.weight_bytes:
