@@ -204,3 +204,36 @@ def cards_of(user):
     from tests.test_models_page import cards
 
     return cards(user)
+
+
+@pytest.mark.browser
+def test_two_clicks_from_a_search_result_to_an_answer(
+    fake_hub, fake_hub_session, model_dirs, chrome, tmp_path
+) -> None:
+    """Download, then Chat: the model answers in a new chat, no profile made, no server started by hand."""
+    import httpx
+    from selenium.webdriver.common.keys import Keys
+
+    from tests.harness.app_process import running_app
+    from tests.harness.browser import find_marked, wait_for
+    from tests.harness.models import PLAIN_REPLY
+
+    repo = f"{AUTHOR}/Scripted-Plain"
+    if fake_hub_session.repo(repo) is None:
+        fake_hub_session.add_repo(repo, model_dirs.plain, downloads=5, tags=["mlx"])
+    env = {"HF_ENDPOINT": fake_hub.url, "HF_HUB_DISABLE_XET": "1", "HF_HUB_CACHE": str(tmp_path / "cache")}
+    with running_app(tmp_path / "home", env=env) as app:
+        try:
+            chrome.get(f"{app.url}/models?author={AUTHOR}")
+            wait_for(lambda: find_marked(chrome, f"download-{repo}"), what="the search result").click()  # 1
+            chat = wait_for(lambda: find_marked(chrome, f"chat-{repo}"), timeout=30, what="Chat on the card")
+            wait_for(chat.is_displayed, timeout=30, what="the download to finish")
+            chat.click()  # 2
+            box = wait_for(lambda: find_marked(chrome, "message-input"), timeout=20, what="the chat page")
+            assert repo in find_marked(chrome, "model-picker").text
+            box.send_keys("hello", Keys.ENTER)
+            messages = lambda: find_marked(chrome, "messages").text  # noqa: E731
+            wait_for(lambda: PLAIN_REPLY in messages(), timeout=90, what="the model's answer")
+            assert httpx.get(f"{app.url}/api/profiles", timeout=5).json() == []
+        finally:
+            httpx.post(f"{app.url}/api/servers/stop-all", timeout=60)
