@@ -9,12 +9,10 @@ it completes, stops or fails."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Any
 
-from nicegui import background_tasks, events, ui
+from nicegui import background_tasks, ui
 
-from mlxui.chat.export import ChatImportError, export_chat, export_markdown, import_chat
 from mlxui.chat.store import ChatInfo, ChatStoreError, MessageInfo
 from mlxui.hub.capabilities import Capabilities, read_local_capabilities
 from mlxui.servers.model_defaults import display_name
@@ -24,6 +22,7 @@ from mlxui.servers.state import RUNNING_STATES, ServerState
 from mlxui.ui.components.chat_message import ChatMessage
 from mlxui.ui.components.chat_settings import edit_chat_settings
 from mlxui.ui.components.chat_sidebar import ChatSidebar
+from mlxui.ui.components.chat_transfer_menu import ChatTransferMenu
 from mlxui.ui.components.composer import Composer
 from mlxui.ui.components.model_picker import ModelPicker
 from mlxui.ui.frame import frame
@@ -90,12 +89,8 @@ class ChatPage:
                 ui.space()
                 self.settings_button = testid(ui.button(icon="tune", on_click=self._settings).props("flat round"),
                                               "chat-settings")  # fmt: skip
-                with ui.button(icon="download").props("flat round") as export_button:
-                    with ui.menu():
-                        ui.menu_item("Export as Markdown", on_click=lambda: self._export("md"))
-                        ui.menu_item("Export as JSON", on_click=lambda: self._export("json"))
-                        ui.menu_item("Import JSON…", on_click=self._open_import)
-                export_button.tooltip("Export or import")
+                ChatTransferMenu(self.store, current=lambda: self.chat_id, on_imported=self.open_chat,
+                                 profile=lambda: self._owner(self.server or "")[0])  # fmt: skip
             self.banner = testid(
                 ui.row().classes("w-full items-center gap-2 p-2 rounded bg-amber-500/15"), "server-banner"
             )
@@ -361,38 +356,6 @@ class ChatPage:
             return
         chat = await self.store.get_chat(self.chat_id)
         await edit_chat_settings(self.store, chat, thinking_supported=bool(self.caps and self.caps.thinking))
-
-    async def _export(self, fmt: str) -> None:
-        if self.chat_id is None:
-            ui.notify("Open a chat to export it.", type="warning")
-            return
-        if fmt == "md":
-            ui.download((await export_markdown(self.store, self.chat_id)).encode(), f"chat-{self.chat_id}.md")
-        else:
-            data = await export_chat(self.store, self.chat_id)
-            ui.download(json.dumps(data, indent=2).encode(), f"chat-{self.chat_id}.json", "application/json")
-
-    def _open_import(self) -> None:
-        with ui.dialog() as dialog, ui.card():
-            ui.label("Import a chat exported as JSON").classes("font-semibold")
-            ui.upload(auto_upload=True, on_upload=lambda e: self._import(e, dialog)).props(
-                "accept=.json flat bordered"
-            )
-        dialog.open()
-
-    async def _import(self, event: events.UploadEventArguments, dialog: ui.dialog) -> None:
-        dialog.close()
-        try:
-            data = json.loads((await event.file.read()).decode("utf-8"))
-            profile, _ = self._owner(self.server or "")
-            chat = await import_chat(self.store, data, profile=profile)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            ui.notify(f"That file is not a chat export: {exc}", type="negative")
-            return
-        except ChatImportError as exc:
-            ui.notify(f"Import failed: {exc.message}", type="negative", multi_line=True)
-            return
-        await self.open_chat(chat.id)
 
 
 def _server_note(name: str, state: ServerState) -> str:
