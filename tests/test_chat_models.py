@@ -38,8 +38,9 @@ def state(app, name: str) -> str:
 
 
 def send(chrome, text: str) -> None:
+    """Type and send, once the composer takes keys (a closing menu may still cover it)."""
     box = wait_for(lambda: find_marked(chrome, "message-input"), timeout=20, what="composer")
-    box.send_keys(text)
+    wait_for(lambda: box.send_keys(text) or True, timeout=10, what="the composer to take keys")
     box.send_keys(Keys.ENTER)
 
 

@@ -236,4 +236,5 @@ def test_two_clicks_from_a_search_result_to_an_answer(
             wait_for(lambda: PLAIN_REPLY in messages(), timeout=90, what="the model's answer")
             assert httpx.get(f"{app.url}/api/profiles", timeout=5).json() == []
         finally:
+            chrome.get("about:blank")  # this app stops: its page must not keep reconnecting
             httpx.post(f"{app.url}/api/servers/stop-all", timeout=60)

@@ -298,7 +298,8 @@ def _api(args: argparse.Namespace) -> AppClient:
 def _seg(name: str) -> str:
     """A server's name (a profile's, or a model's repo id, folder or short name) for a URL path:
     quoted whole, so a "/", "?" or "#" in it cannot reach another route."""
-    if not name or not name.isprintable():
+    dots_only = any(part and set(part) == {"."} for part in name.split("/"))  # "." and ".." are path steps
+    if not name or not name.isprintable() or dots_only:
         raise CliError(f"{name!r} is not a profile or model name.", 2)
     return quote(name, safe="")
 

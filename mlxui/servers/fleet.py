@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlxui.hub.local import LocalEntry
-from mlxui.servers.model_defaults import default_profile, model_ref, servable
+from mlxui.servers.model_defaults import default_profile, servable
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.profiles import Profile
 from mlxui.servers.state import RUNNING_STATES
@@ -72,7 +72,3 @@ def plan_fleet(
             plan.servers[ref] = implicit.pop(ref)
     plan.gone = [*by_id.values(), *implicit.values()]
     return plan
-
-
-def entries_by_ref(entries: Iterable[LocalEntry]) -> dict[str, LocalEntry]:
-    return {model_ref(e): e for e in entries}

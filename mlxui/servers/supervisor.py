@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from mlxui.config import Config
 from mlxui.db.settings import get_setting, set_setting
-from mlxui.hub.local import LocalEntry, list_local_models
-from mlxui.servers.fleet import entries_by_ref, plan_fleet
+from mlxui.hub.local import LocalEntry
+from mlxui.servers.catalog import LocalCatalog
+from mlxui.servers.events import EventHub, Listener
+from mlxui.servers.fleet import plan_fleet
 from mlxui.servers.gpu import GpuSampler, detect_gpu_sampler
 from mlxui.servers.metrics import MetricsSampler
 from mlxui.servers.names import find_server, known_names
@@ -36,12 +37,9 @@ from mlxui.servers.state import RUNNING_STATES, ServerEvent, ServerState, Unknow
 logger = logging.getLogger(__name__)
 
 FAILED_RETRY_S = 30.0  # ensure_ready does not retry a failed start sooner (each try may load for minutes)
-REFRESH_ON_MISS_S = 2.0  # an unknown model name rescans the local models at most this often
 LRU_GRACE_S = 5.0  # a server used this recently is busy, not idle: never stopped to make room
 _AUTO_GPU: Any = object()
 _ENDED = (ServerState.STOPPED, ServerState.FAILED, ServerState.CRASHED)
-
-Listener = Callable[[ServerEvent], Any]
 
 
 class Supervisor:
@@ -63,16 +61,14 @@ class Supervisor:
             config, on_change=self._sync_profiles, default_idle_ttl=lambda: self.settings.default_idle_ttl
         )
         self.servers: dict[str, ManagedServer] = {}
-        self.local_models: dict[str, LocalEntry] = {}  # by model reference, as of the last refresh
+        self.catalog = LocalCatalog(config.hf_cache)  # the local models, as of the last scan
         self.sampler = MetricsSampler(detect_gpu_sampler() if gpu is _AUTO_GPU else gpu)
-        self._listeners: list[Listener] = []
+        self.events = EventHub()
         self._starts: dict[ManagedServer, asyncio.Task[ManagedServer]] = {}
         self._locks: dict[ManagedServer, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._db_lock = asyncio.Lock()  # run-record writes land in the order of the transitions
         self._sync_lock = asyncio.Lock()  # one fleet rebuild at a time
         self._saved_model_runs: dict[str, dict[str, Any]] = {}  # read once at start-up
-        self._refreshed_at = -REFRESH_ON_MISS_S
         self._sampler_task: asyncio.Task[None] | None = None
         self._env = {
             **os.environ,
@@ -133,7 +129,7 @@ class Supervisor:
                         "server %s keeps running (pid %s) for the next mlxui start", server.name, server.pid
                     )
             await set_setting(KEPT_RUNS_SETTING, kept)
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)  # pending run-record writes
+        await self.events.drain()  # pending run-record writes
         self.sampler.close()
 
     # --- servers -----------------------------------------------------------------------------
@@ -161,13 +157,13 @@ class Supervisor:
 
     def local_entry(self, server: ManagedServer) -> LocalEntry | None:
         """The local model a server runs, as of the last refresh (capabilities, memory plan)."""
-        return self.local_models.get(server.profile.model)
+        return self.catalog.entries.get(server.profile.model)
 
     async def refresh_models(self, max_age: float = 0.0) -> None:
         """The local models changed (a download finished, a folder was added or removed, a cached
         model deleted): models without a profile appear or go. A running one stays until stopped.
         With `max_age`, a refresh newer than that many seconds is good enough."""
-        if max_age and time.monotonic() - self._refreshed_at < max_age:
+        if max_age and self.catalog.fresh(max_age):
             return
         await self._sync_profiles()
 
@@ -175,8 +171,8 @@ class Supervisor:
         """`find_by_model`, after a refresh when the name is unknown: a model just put in the cache
         by another tool, or a folder added by `mlxui models add`, answers at once."""
         server = self.find_by_model(model)
-        if server is None:
-            await self.refresh_models(max_age=REFRESH_ON_MISS_S)
+        if server is None and self.catalog.may_rescan_for(model):
+            await self.refresh_models()
             server = self.find_by_model(model)
         return server
 
@@ -231,8 +227,7 @@ class Supervisor:
 
         Returns a function that unsubscribes (call it when the component is deleted).
         """
-        self._listeners.append(callback)
-        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+        return self.events.subscribe(callback)
 
     async def _sync_profiles(self) -> None:
         """After every profile write (the book calls it) and every change of the local models:
@@ -241,23 +236,22 @@ class Supervisor:
         profile is saved for a model whose implicit server runs, that server becomes the profile's."""
         async with self._sync_lock:
             profiles = await self.profiles.all()
-            self.local_models = entries_by_ref(await list_local_models(self.config.hf_cache))
-            self._refreshed_at = time.monotonic()
+            entries = await self.catalog.scan()
             plan = plan_fleet(
-                self.servers.values(), profiles, self.local_models, new_server=self._new_server,
+                self.servers.values(), profiles, entries, new_server=self._new_server,
                 idle_ttl=self.settings.default_idle_ttl, saved_runs=self._saved_model_runs,
             )  # fmt: skip
             for server in plan.handed_over:
-                self._spawn(self._hand_over(server))
+                self.events.spawn(self._hand_over(server))
             for server in plan.gone:
                 if server.state in RUNNING_STATES:
                     await self.stop(server.name)
             self.servers = plan.servers
             for server in plan.gone:
                 self._locks.pop(server, None)
-                self._emit(ServerEvent("removed", server))
+                self.events.emit(ServerEvent("removed", server))
             for server in plan.added:
-                self._emit(ServerEvent("added", server))
+                self.events.emit(ServerEvent("added", server))
 
     async def _hand_over(self, server: ManagedServer) -> None:
         """A running implicit server now belongs to a profile: move its run record there."""
@@ -339,38 +333,14 @@ class Supervisor:
         loading = server.state == ServerState.LOADING and previous == ServerState.STARTING
         if loading or server.state == ServerState.READY:
             # Recorded while loading too, so a server is never left running without a record.
-            self._spawn(self._write_run(server.profile, server))
+            self.events.spawn(self._write_run(server.profile, server))
         elif server.state in _ENDED and previous not in _ENDED:  # (ended -> STOPPED: cleared already)
-            self._spawn(self._write_run(server.profile, None))
-        self._emit(ServerEvent("state", server, previous))
+            self.events.spawn(self._write_run(server.profile, None))
+        self.events.emit(ServerEvent("state", server, previous))
 
     async def _write_run(self, profile: Profile, server: ManagedServer | None) -> None:
         async with self._db_lock:
             await save_run_record(profile, server)
-
-    def _emit(self, event: ServerEvent) -> None:
-        for callback in list(self._listeners):
-            try:
-                result = callback(event)
-            except Exception:  # a listener's bug must not break the server's state machine
-                logger.exception("server change listener %r failed", callback)
-                continue
-            if inspect.isawaitable(result):
-                self._spawn(result)
-
-    def _spawn(self, awaitable: Coroutine[Any, Any, Any] | Any) -> None:
-        async def run() -> None:
-            await awaitable
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-
-        def finished(done: asyncio.Task[Any]) -> None:
-            self._tasks.discard(done)
-            if not done.cancelled() and done.exception() is not None:
-                logger.error("server background task failed: %s", done.exception(), exc_info=done.exception())
-
-        task.add_done_callback(finished)
 
     async def _sample_loop(self) -> None:
         while True:
@@ -393,7 +363,7 @@ class Supervisor:
                 and ttl
                 and _idle_for(server, now) > ttl
             ):
-                self._spawn(self._stop_if_idle(server, ttl))
+                self.events.spawn(self._stop_if_idle(server, ttl))
 
     async def _stop_if_idle(self, server: ManagedServer, ttl: float) -> None:
         # Checked again when the task runs: a request may have arrived since the tick.
