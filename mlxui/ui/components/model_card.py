@@ -63,7 +63,8 @@ class ModelCard(ui.card):
                     ui.button("Details", on_click=lambda: on_details(model)).props("flat dense no-caps"),
                     "details",
                 )
-                button = ui.button(icon="download", on_click=lambda: on_download(model)).props("round dense")
+                button = ui.button(icon="download", on_click=lambda: on_download(model))
+                button.props(f'round dense aria-label="Download {model.repo_id}"')
                 testid(button.tooltip("Download"), f"download-{model.repo_id}")
             self.badges = CapabilityBadges(loading=True)
         if download is not None:

@@ -118,18 +118,18 @@ class ServersPage:
                 ui.space()
                 StateChip(server)
                 testid(ui.button(icon="play_arrow", on_click=lambda: self._start(server.name))
-                       .props("flat round dense").tooltip("Start"), f"start-{server.name}")  # fmt: skip
+                       .props('flat round dense aria-label="Start"').tooltip("Start"), f"start-{server.name}")  # fmt: skip
                 ui.button(icon="edit", on_click=lambda: self._edit(server.name)).props(
-                    "flat round dense"
+                    'flat round dense aria-label="Edit"'
                 ).tooltip("Edit")
                 ui.button(icon="content_copy", on_click=lambda: self._duplicate(server.name)).props(
-                    "flat round dense"
+                    'flat round dense aria-label="Duplicate"'
                 ).tooltip("Duplicate")
                 ui.button(icon="article", on_click=lambda: self._logs(server)).props(
-                    "flat round dense"
+                    'flat round dense aria-label="Logs"'
                 ).tooltip("Logs")
                 testid(ui.button(icon="delete", on_click=lambda: self._confirm_delete(server.name))
-                       .props("flat round dense").tooltip("Delete"), f"delete-{server.name}")  # fmt: skip
+                       .props('flat round dense aria-label="Delete"').tooltip("Delete"), f"delete-{server.name}")  # fmt: skip
             error = testid(
                 ui.label().classes("text-xs text-red-400 whitespace-pre-wrap"), f"error-{server.name}"
             )
