@@ -19,6 +19,7 @@ from mlxui.servers.gateway import register_gateway
 from mlxui.servers.supervisor import Supervisor
 from mlxui.services import Services
 from mlxui.ui.code_copy import add_code_copy_buttons
+from mlxui.ui.keyboard import add_escape_closes_drawers
 from mlxui.ui.pages import register_pages
 
 log = logging.getLogger("mlxui")
@@ -50,6 +51,7 @@ def create_app(config: Config) -> Services:
     )
     register_pages(services)
     add_code_copy_buttons()
+    add_escape_closes_drawers()
     app.on_startup(services.start)
     app.on_shutdown(services.stop)
     return services

@@ -282,7 +282,7 @@ def bench_ws_reply() -> list[dict]:
                 time.sleep(1.0)
                 _ws_bytes(driver)  # only what the reply costs counts
                 box.send_keys("Tell me about servers\n")
-                wait_for(lambda: "tok/s" in _last_metrics(driver), timeout=80, what="the finished reply")
+                wait_for(lambda: _last_status(driver) == "complete", timeout=80, what="the finished reply")
                 time.sleep(1.0)  # the final render and the sidebar refresh
                 rows.append(_reply_row(name, _ws_bytes(driver), app.home))
         finally:
@@ -290,9 +290,10 @@ def bench_ws_reply() -> list[dict]:
     return rows
 
 
-def _last_metrics(driver) -> str:
+def _last_status(driver) -> str:
+    """The last reply's status: "streaming", then "complete", "partial" or "failed"."""
     replies = driver.find_elements("css selector", '[data-testid="message-assistant"]')
-    return replies[-1].find_element("css selector", '[data-testid="message-metrics"]').text if replies else ""
+    return (replies[-1].get_attribute("data-status") or "") if replies else ""
 
 
 def _reply_row(name: str, got: dict[str, int], home: Path) -> dict:

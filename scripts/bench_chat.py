@@ -80,10 +80,11 @@ def _last_reply(driver) -> str:
 
 
 def _last_error(driver) -> str:
+    """The last reply's status line once it has ended ("Stopped · …"); empty while it streams."""
     replies = driver.find_elements("css selector", '[data-testid="message-assistant"]')
-    if not replies:
+    if not replies or replies[-1].get_attribute("data-status") == "streaming":
         return ""
-    return replies[-1].find_element("css selector", '[data-testid="message-error"]').text
+    return replies[-1].find_element("css selector", '[data-testid="message-metrics"]').text
 
 
 BENCHES = {"stop-free": bench_stop_free}

@@ -147,18 +147,23 @@ class ChatStream:
         self._first_content: float | None = None
         self._ended: float | None = None
         self._usage = Usage(None, None)
+        self._text_chunks = 0  # chunks that carried text: one per token from mlx servers
         self._finish_reason: str | None = None
         self._events = self._run()
 
     def metrics(self) -> ReplyMetrics:
-        """Timing and token counts so far (the token counts arrive with the last chunk)."""
+        """Timing and token counts so far. The server's counts arrive with the last chunk; a
+        stream that ends before it (Stop) counts the chunks that carried text instead."""
         end = self._ended if self._ended is not None else time.monotonic()
         ttft = tokens_per_s = thinking = None
+        completion = self._usage.completion_tokens
+        if completion is None and self._text_chunks:
+            completion = self._text_chunks
         if self._first_token is not None:
             ttft = round(self._first_token - self._started, 4)
             generating = end - self._first_token
-            if self._usage.completion_tokens and generating > 0:
-                tokens_per_s = round(self._usage.completion_tokens / generating, 2)
+            if completion and generating > 0:
+                tokens_per_s = round(completion / generating, 2)
         if self._first_reasoning is not None:
             thought_until = self._first_content if self._first_content is not None else end
             thinking = round(max(thought_until - self._first_reasoning, 0.0), 4)
@@ -167,7 +172,7 @@ class ChatStream:
             ttft_s=ttft,
             tokens_per_s=tokens_per_s,
             prompt_tokens=self._usage.prompt_tokens,
-            completion_tokens=self._usage.completion_tokens,
+            completion_tokens=completion,
             total_s=round(end - self._started, 4),
             thinking_s=thinking,
             finish_reason=self._finish_reason,
@@ -225,6 +230,8 @@ class ChatStream:
             delta = choice.delta
             extra = (delta.model_extra or {}) if delta is not None else {}
             reasoning = extra.get("reasoning") or extra.get("reasoning_content")
+            if (isinstance(reasoning, str) and reasoning) or (delta is not None and delta.content):
+                self._text_chunks += 1
             if isinstance(reasoning, str) and reasoning:
                 events += self._segments(self._parser.feed_reasoning(reasoning))
             if delta is not None and delta.content:

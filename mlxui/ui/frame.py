@@ -30,19 +30,24 @@ def frame(services: Services, current: str) -> Iterator[ui.column]:
     ui.dark_mode().bind_value_from(services.appearance, "dark")
     ui.colors(primary="#7c5cff")
     announce_finished_downloads(services.downloads)
-    with ui.header().classes("items-center gap-2 px-4 py-2 bg-slate-900 text-white"):
-        ui.image("/assets/icon.svg").classes("w-7 h-7")
-        ui.label("mlxui").classes("text-lg font-semibold mr-4")
+    with ui.header().classes(
+        "items-center gap-2 px-4 py-2 bg-slate-900 text-white no-wrap max-sm:px-2 max-sm:gap-0"
+    ):
+        ui.image("/assets/icon.svg").classes("w-7 h-7 shrink-0")
+        ui.label("mlxui").classes("text-lg font-semibold mr-4 max-sm:hidden")
         for title, path, icon in NAV:
-            button = ui.button(title, icon=icon, on_click=lambda p=path: ui.navigate.to(p)).props(
-                "flat no-caps"
-            )
+            # below 640 px the icons only; the button keeps its name (aria-label) for screen readers
+            with ui.button(on_click=lambda p=path: ui.navigate.to(p)).props(
+                f'flat no-caps aria-label="{title}"'
+            ) as button:
+                ui.icon(icon, size="sm")
+                ui.label(title).classes("ml-2 max-sm:hidden")
             testid(button.props(f"color={'primary' if path == current else 'white'}"), f"nav-{title.lower()}")
             if path == current:
                 button.classes("bg-white/10")
         ui.space()
         _theme_switch(services)
-    with ui.footer().classes("px-4 py-1 text-xs bg-slate-900 text-slate-300"):
+    with ui.footer().classes("px-4 py-1 text-xs bg-slate-900 text-slate-300 flex-wrap"):
         testid(ui.label(f"mlxui {__version__}"), "footer-version")
         ui.label("·")
         testid(ui.label(f"MLX backend: {detect_backend()}"), "footer-backend")
@@ -60,6 +65,11 @@ def _theme_switch(services: Services) -> None:
     async def toggle() -> None:
         await services.appearance.save(dark=not services.appearance.dark)
 
-    button = testid(ui.button(on_click=toggle).props("flat round color=white"), "theme-toggle")
+    button = testid(
+        ui.button(on_click=toggle).props(
+            'flat round color=white aria-label="Switch between dark and light mode"'
+        ),
+        "theme-toggle",
+    )
     button.bind_icon_from(services.appearance, "dark", lambda dark: "light_mode" if dark else "dark_mode")
     button.tooltip("Switch between dark and light mode")

@@ -13,6 +13,7 @@ from typing import Any
 
 from nicegui import ui
 
+from mlxui.chat.reply import STOPPED
 from mlxui.chat.store import MessageInfo
 from mlxui.ui.components.safe_markdown import SafeMarkdown
 from mlxui.ui.testid import testid
@@ -20,6 +21,7 @@ from mlxui.ui.testid import testid
 RENDER_MIN_S = 0.1
 RENDER_MAX_S = 0.5
 RENDER_MIN_CHARS = 48
+RATE_AFTER_S = 0.25  # tok/s is shown once it means something
 
 
 class ChatMessage(ui.column):
@@ -35,6 +37,9 @@ class ChatMessage(ui.column):
         self._rendered_at = 0.0
         self._rendered_chars = 0
         self._thinking_started: float | None = None
+        self._first_token_at: float | None = None
+        self._tokens = 0  # text events so far: mlx servers send one per generated token
+        self.stopped = False  # a reply cut short (Stop, or mlxui quit): it can be continued
         with self:
             bubble_classes = "max-w-[85%] rounded-lg px-4 py-2 gap-1 "
             bubble_classes += "bg-indigo-500/20" if self.role == "user" else "w-full bg-slate-500/10"
@@ -49,7 +54,10 @@ class ChatMessage(ui.column):
                 self.body = ui.column().classes("w-full gap-0 mlxui-md")
                 with self.body:
                     self.live = SafeMarkdown().classes("w-full")
-            self.footer = testid(ui.label().classes("text-xs text-slate-500"), "message-metrics")
+            # the status while streaming, then the metrics (slate-600: 4.5:1 on the light page)
+            self.footer = testid(
+                ui.label().classes("text-xs text-slate-600 dark:text-slate-400"), "message-metrics"
+            )
             self.error = testid(ui.label().classes("text-xs text-red-400"), "message-error")
             self.error.set_visibility(False)
             self.actions = ui.row().classes("gap-1")
@@ -58,8 +66,12 @@ class ChatMessage(ui.column):
 
     # ----- streaming -----------------------------------------------------------------------------------
     def stream(self, reasoning: str, content: str, *, force: bool = False) -> None:
-        """New text arrived; redraw when it is worth the bytes (see the module's docstring) or `force`."""
+        """New text arrived (one call per text event); redraw when it is worth the bytes (see the
+        module's docstring) or `force`."""
         now = time.monotonic()
+        self._tokens += 1
+        if self._first_token_at is None:
+            self._first_token_at = now
         chars = len(reasoning) + len(content)
         if not force and self._rendered_chars:
             waited = now - self._rendered_at
@@ -75,9 +87,19 @@ class ChatMessage(ui.column):
                 self.thinking.value = True  # open while thinking
             self.reasoning_md.content = reasoning
         self._render_content(content)
+        self.footer.text = self._progress(now)
 
     def waiting(self, text: str) -> None:
         self.footer.text = text
+        self.props("data-status=streaming")
+
+    def _progress(self, now: float) -> str:
+        """'42 tokens · 35.1 tok/s' while a reply streams."""
+        text = f"{self._tokens} token{'s' if self._tokens != 1 else ''}"
+        elapsed = now - (self._first_token_at or now)
+        if elapsed >= RATE_AFTER_S:
+            text += f" · {(self._tokens - 1) / elapsed:.1f} tok/s"
+        return text
 
     def _render_content(self, content: str) -> None:
         boundary = _last_block_boundary(content, self._frozen_upto)
@@ -110,10 +132,17 @@ class ChatMessage(ui.column):
         with self.images:
             for attachment in message.attachments:
                 ui.image(self.images_url(attachment)).classes("w-40 rounded")
-        self.footer.text = describe_metrics(message.metrics) if message.role == "assistant" else ""
-        if message.status != "complete" and message.error:
-            self.error.text = ("Stopped: " if message.status == "partial" else "Failed: ") + message.error
+        metrics = describe_metrics(message.metrics) if message.role == "assistant" else ""
+        self.props(f"data-status={message.status}")
+        self.error.set_visibility(False)
+        self.stopped = message.role == "assistant" and message.status == "partial"
+        if self.stopped:  # stopped by the user, or mlxui quit mid-reply: not an error
+            reason = "Stopped" if message.error in (None, STOPPED) else message.error.rstrip(".")
+            metrics = " · ".join(p for p in (reason, metrics) if p)
+        elif message.status == "failed" and message.error:
+            self.error.text = "Failed: " + message.error
             self.error.set_visibility(True)
+        self.footer.text = metrics
 
 
 def describe_metrics(metrics: dict[str, Any]) -> str:
@@ -129,6 +158,8 @@ def describe_metrics(metrics: dict[str, Any]) -> str:
         parts.append(
             f"{metrics['prompt_tokens']} prompt + {metrics.get('completion_tokens', 0)} completion tokens"
         )
+    elif metrics.get("completion_tokens"):  # a stopped reply: the server never sent its usage
+        parts.append(f"{metrics['completion_tokens']} tokens")
     if metrics.get("model"):
         parts.append(str(metrics["model"]))
     return " · ".join(parts)

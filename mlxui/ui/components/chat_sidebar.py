@@ -77,8 +77,10 @@ class ChatSidebar(ui.column):
     def _row(self, chat: ChatInfo) -> None:
         selected = "bg-indigo-500/20" if chat.id == self.current else ""
         with testid(ui.row(), f"chat-row-{chat.id}").classes(
-            f"w-full items-center gap-1 no-wrap rounded px-2 py-1 cursor-pointer hover:bg-slate-500/10 {selected}"
+            f"w-full items-center gap-1 no-wrap rounded px-2 py-1 cursor-pointer hover:bg-slate-500/10 {selected} "
+            "focus-visible:outline focus-visible:outline-2 focus-visible:outline-indigo-500"
         ) as row:
+            row.props("tabindex=0" + (' aria-current="true"' if chat.id == self.current else ""))
             if chat.pinned:
                 ui.icon("push_pin", size="14px").classes("text-slate-400")
             with ui.column().classes("gap-0 min-w-0 grow"):
@@ -87,7 +89,11 @@ class ChatSidebar(ui.column):
                 if self.showing_all and chat.server:  # which model, when the list mixes them
                     when = f"{short_name(chat.server)} · {when}"
                 ui.label(when).classes("text-xs text-slate-500 truncate")
-            with ui.button(icon="more_vert").props("flat round dense size=sm").on("click.stop", lambda: None):
+            with (
+                ui.button(icon="more_vert")
+                .props('flat round dense size=sm aria-label="Chat actions"')
+                .on("click.stop", lambda: None)
+            ):
                 with ui.menu():
                     ui.menu_item("Rename", on_click=lambda c=chat: self._rename(c))
                     ui.menu_item("Unpin" if chat.pinned else "Pin", on_click=lambda c=chat: self._pin(c))
@@ -96,6 +102,7 @@ class ChatSidebar(ui.column):
                         f"delete-chat-{chat.id}",
                     )
         row.on("click", lambda c=chat: self.on_open(c.id))
+        row.on("keydown.enter.self", lambda c=chat: self.on_open(c.id))  # the row itself, not its menu button
 
     async def _typed_search(self) -> None:
         self._typed += 1

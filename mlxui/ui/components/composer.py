@@ -49,7 +49,10 @@ class Composer(ui.card):
             self.thumbs = testid(ui.row().classes("gap-2"), "thumbnails")
             with ui.row().classes("w-full items-end gap-2 no-wrap"):
                 self.attach_button = testid(
-                    ui.button(icon="image", on_click=self._pick).props("flat round"), "attach-image"
+                    ui.button(icon="image", on_click=self._pick).props(
+                        'flat round aria-label="Attach images"'
+                    ),
+                    "attach-image",
                 )
                 self.text = testid(
                     ui.textarea(placeholder="Message… (Enter to send, Shift+Enter for a new line)")
@@ -60,7 +63,8 @@ class Composer(ui.card):
                 self.text.on("keydown.enter", self._enter, js_handler="(e) => { if (!e.shiftKey) "
                              "{ e.preventDefault(); emit(e); } }")  # fmt: skip
                 self.send_button = testid(
-                    ui.button(icon="send", on_click=self._send_or_stop).props("round"), "send"
+                    ui.button(icon="send", on_click=self._send_or_stop).props('round aria-label="Send"'),
+                    "send",
                 )
             self.hint = testid(ui.label().classes("text-xs text-slate-500"), "composer-hint")
             # The size is checked in the browser first; the server refuses a larger body before
@@ -79,7 +83,10 @@ class Composer(ui.card):
 
     def set_busy(self, busy: bool) -> None:
         self.busy = busy
-        self.send_button.props(f"icon={'stop' if busy else 'send'} color={'negative' if busy else 'primary'}")
+        self.send_button.props(
+            f"icon={'stop' if busy else 'send'} color={'negative' if busy else 'primary'} "
+            f'aria-label="{"Stop the reply" if busy else "Send"}"'
+        )
 
     async def _enter(self) -> None:
         if not self.busy:
@@ -125,7 +132,7 @@ class Composer(ui.card):
                 with ui.element("div").classes("relative"):
                     testid(ui.image(self.thumbnail_url(attachment)).classes("w-16 h-16 rounded"), "thumbnail")
                     ui.button(icon="close", on_click=lambda a=attachment: self._remove(a)).props(
-                        "round dense size=xs color=negative"
+                        'round dense size=xs color=negative aria-label="Remove the image"'
                     ).classes("absolute -top-2 -right-2")
 
     def _remove(self, attachment: dict[str, Any]) -> None:

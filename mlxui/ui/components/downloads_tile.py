@@ -81,7 +81,7 @@ class DownloadRow(ui.column):
             await action(self.state.repo_id)
             self.tile.refresh()
 
-        button = ui.button(icon=icon, on_click=run).props("flat round dense size=sm")
+        button = ui.button(icon=icon, on_click=run).props(f'flat round dense size=sm aria-label="{tip}"')
         button.tooltip(tip)
         button.bind_visibility_from(self.state, "state", lambda s: s in visible_in)
         testid(button, f"download-{tip.lower()}-{self.state.repo_id}")

@@ -133,9 +133,10 @@ class LocalModelRow(ui.card):
                     ).props("flat dense no-caps"),
                     "create-profile",
                 )
-                delete = ui.button(icon="delete", on_click=lambda: on_delete(entry)).props("flat round dense")
+                what = "Delete" if entry.source == "hf_cache" else "Remove from list"
+                delete = ui.button(icon="delete", on_click=lambda: on_delete(entry))
                 testid(
-                    delete.tooltip("Delete" if entry.source == "hf_cache" else "Remove from list"),
+                    delete.props(f'flat round dense aria-label="{what}"').tooltip(what),
                     "delete-model",
                 )
             if entry.problem:

@@ -24,7 +24,9 @@ class LogViewer(ui.dialog):
                 ui.label(f"Log of {name}").classes("text-lg font-semibold")
                 ui.space()
                 ui.label(str(log_path)).classes("text-xs text-slate-500")
-                ui.button(icon="close", on_click=self.close).props("flat round dense")
+                ui.button(icon="close", on_click=self.close).props(
+                    'flat round dense aria-label="Close the log"'
+                )
             self.log = testid(ui.log(max_lines=MAX_LINES).classes("w-full h-[60vh] text-xs"), "server-log")
         self.on_value_change(self._opened_or_closed)
 

@@ -70,7 +70,8 @@ class ModelCard(ui.card):
                     ui.button("Details", on_click=lambda: on_details(model)).props("flat dense no-caps"),
                     "details",
                 )
-                button = ui.button(icon="download", on_click=lambda: on_download(model)).props("round dense")
+                button = ui.button(icon="download", on_click=lambda: on_download(model))
+                button.props(f'round dense aria-label="Download {model.repo_id}"')
                 testid(button.tooltip("Download"), f"download-{model.repo_id}")
                 button.bind_visibility_from(self, "downloaded", lambda done: not done)
                 chat = testid(ChatButton(model.repo_id).props("dense"), f"chat-{model.repo_id}")

@@ -87,12 +87,17 @@ class ServerTile(ui.card):
             with ui.row().classes("w-full text-xs text-slate-500 no-wrap"):
                 ui.label(title)
                 ui.space()
-                value = testid(ui.label().classes("text-slate-300"), f"{field}-{self.server.name}")
+                # slate-700 on the light card and slate-300 on the dark one: both over 4.5:1
+                value = testid(
+                    ui.label().classes("text-slate-700 dark:text-slate-300"), f"{field}-{self.server.name}"
+                )
                 value.bind_text_from(metrics, field, fmt)
             Sparkline(metrics, field, color=color, scale=scale)
 
     def _button(self, label: str, icon: str, action) -> None:
-        button = ui.button(label, icon=icon, on_click=action).props("flat dense no-caps size=sm")
+        # violet-700 / violet-300: the primary's hue at 4.5:1 or more on the light and the dark card
+        button = ui.button(label, icon=icon, on_click=action, color=None).props("flat dense no-caps size=sm")
+        button.classes("text-violet-700 dark:text-violet-300")
         testid(button, f"{label.lower()}-{self.server.name}")
         if label in ("Stop", "Restart"):
             button.bind_enabled_from(

@@ -26,6 +26,7 @@ from mlxui.ui.components.chat_transfer_menu import ChatTransferMenu
 from mlxui.ui.components.composer import Composer
 from mlxui.ui.components.model_picker import ModelPicker
 from mlxui.ui.frame import frame
+from mlxui.ui.keyboard import closes_on_escape
 from mlxui.ui.notifier import Notifier
 from mlxui.ui.testid import testid
 
@@ -40,8 +41,8 @@ async def build(services: Services, *, server: str = "", chat: int | None = None
 
 # Back and forward between chats: the page is built from its URL, so build it again.
 POPSTATE_JS = "window.addEventListener('popstate', () => window.location.reload());"
-
-
+CONTINUE = "Continue."  # what the Continue button sends after a stopped reply
+NARROW_PX = 1024  # below it the sidebar is a drawer over the chat (Quasar's drawer breakpoint)
 DOCK_CSS = ".composer-dock { background: #fff } .body--dark .composer-dock { background: var(--q-dark-page) }"
 # Keep the newest text in view, as chat apps do: follow the bottom while a reply streams, unless the
 # user has scrolled up to read; a new message (or another chat) brings the bottom back. All in the
@@ -79,16 +80,20 @@ class ChatPage:
 
     async def build(self, server: str | None, chat_id: int | None) -> None:
         supervisor = self.services.supervisor
-        with ui.left_drawer(value=True, bordered=True).props("width=300"):
-            self.sidebar = ChatSidebar(self.store, on_open=self.open_chat, on_new=self.new_chat,
+        # Beside the chat from 1024 px; below, a drawer over it (value None: Quasar decides by width)
+        with ui.left_drawer(value=None, bordered=True).props("width=300") as self.drawer:
+            self.sidebar = ChatSidebar(self.store, on_open=self._open_from_list, on_new=self.new_chat,
                                        on_deleted=self._deleted)  # fmt: skip
+        closes_on_escape(self.drawer)
         with frame(self.services, "/chat"):
             with ui.row().classes("w-full items-center gap-2 no-wrap"):
+                testid(ui.button(icon="menu", on_click=self.drawer.toggle).props('flat round aria-label="Conversations"'),
+                       "conversations").tooltip("Conversations")  # fmt: skip
                 self.picker = ModelPicker(supervisor, on_pick=self.pick_model)
                 self.title = testid(ui.label("Chat").classes("text-xl font-semibold truncate"), "page-title")
                 ui.space()
-                self.settings_button = testid(ui.button(icon="tune", on_click=self._settings).props("flat round"),
-                                              "chat-settings")  # fmt: skip
+                self.settings_button = testid(ui.button(icon="tune", on_click=self._settings)
+                                              .props('flat round aria-label="Chat settings"'), "chat-settings")  # fmt: skip
                 ChatTransferMenu(self.store, current=lambda: self.chat_id, on_imported=self.open_chat,
                                  profile=lambda: self._owner(self.server or "")[0])  # fmt: skip
             self.banner = testid(
@@ -231,6 +236,11 @@ class ChatPage:
         self._add_actions()
         await self.sidebar.refresh()
 
+    async def _open_from_list(self, chat_id: int) -> None:
+        await self.open_chat(chat_id)
+        if await ui.run_javascript("window.innerWidth") < NARROW_PX:  # the drawer covers the chat: show it
+            self.drawer.hide()
+
     async def _deleted(self, chat_id: int) -> None:
         if chat_id == self.chat_id:
             self.chat_id = None
@@ -284,9 +294,12 @@ class ChatPage:
                 chat_id, base_url=self.services.config.base_url, api_key=api_key,
                 on_update=lambda h: view.stream(h.reasoning, h.content),
             )  # fmt: skip
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # Stop: the reply is saved as stopped; offer what comes next at once
             final = (await self.store.messages(chat_id))[-1]
             view.show_final(final)
+            self.reply_task = None
+            self._add_actions()
+            await self.sidebar.refresh()  # a chat begun with this reply is listed now
             raise
         except ChatStoreError as exc:
             ui.notify(exc.message, type="negative")
@@ -317,6 +330,9 @@ class ChatPage:
                 label = "Retry" if last_assistant.error.visible else "Regenerate"
                 testid(ui.button(label, icon="refresh", on_click=self._regenerate).props("flat dense no-caps size=sm"),
                        "regenerate")  # fmt: skip
+                if last_assistant.stopped:  # the model reads its cut-off reply and goes on
+                    testid(ui.button("Continue", icon="play_arrow", on_click=self._continue)
+                           .props("flat dense no-caps size=sm"), "continue")  # fmt: skip
         if last_user is not None:
             with last_user.actions:
                 testid(ui.button("Edit", icon="edit", on_click=self._edit_last).props("flat dense no-caps size=sm"),
@@ -329,6 +345,10 @@ class ChatPage:
         if self.views and self.views[-1].role == "assistant":
             self.views.pop().delete()
         self._start_reply()
+
+    async def _continue(self) -> None:
+        if self.reply_task is None:
+            await self.send(CONTINUE, [])
 
     async def _edit_last(self) -> None:
         last_user = next((v for v in reversed(self.views) if v.role == "user"), None)

@@ -22,6 +22,7 @@ from mlxui.ui.components.local_models import LocalModels
 from mlxui.ui.components.model_card import ModelCard
 from mlxui.ui.components.model_details import ModelDetailsPanel
 from mlxui.ui.frame import frame
+from mlxui.ui.keyboard import closes_on_escape
 from mlxui.ui.testid import testid
 
 if TYPE_CHECKING:
@@ -56,10 +57,13 @@ class ModelsPage:
         with ui.right_drawer(value=False, fixed=False).props("width=520 overlay bordered") as self.drawer:
             with ui.row().classes("w-full justify-end"):
                 testid(
-                    ui.button(icon="close", on_click=lambda: self.drawer.hide()).props("flat round dense"),
+                    ui.button(icon="close", on_click=lambda: self.drawer.hide()).props(
+                        'flat round dense aria-label="Close the details"'
+                    ),
                     "close-details",
                 )
             self.details = ModelDetailsPanel(on_download=self.download)
+        closes_on_escape(self.drawer, always=True)
         with frame(self.services, "/models"):
             with ui.row().classes("w-full items-center"):
                 testid(ui.label("Models").classes("text-2xl font-semibold"), "page-title")

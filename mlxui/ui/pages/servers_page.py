@@ -128,7 +128,7 @@ class ServersPage:
                 ui.space()
                 StateChip(server)
                 testid(ui.button(icon="play_arrow", on_click=lambda: self._start(server.name))
-                       .props("flat round dense").tooltip("Start"), f"start-{server.name}")  # fmt: skip
+                       .props('flat round dense aria-label="Start"').tooltip("Start"), f"start-{server.name}")  # fmt: skip
                 ui.button(icon="edit", on_click=lambda: self._edit(server.name)).props(
                     f'flat round dense aria-label="{"Create a profile" if implicit else "Edit"}"'
                 ).tooltip("Create a profile with its settings" if implicit else "Edit")
@@ -137,7 +137,7 @@ class ServersPage:
                         'flat round dense aria-label="Duplicate"'
                     ).tooltip("Duplicate")
                 ui.button(icon="article", on_click=lambda: self._logs(server)).props(
-                    "flat round dense"
+                    'flat round dense aria-label="Logs"'
                 ).tooltip("Logs")
                 if not implicit:
                     testid(ui.button(icon="delete", on_click=lambda: self._confirm_delete(server.name))
