@@ -161,11 +161,9 @@ class Gateway:
         """The server once ready (started on demand), or None after telling the client why not."""
         if server.state == ServerState.READY and server.base_url:
             return server
-        if server.state == ServerState.CRASHED:  # restarting is the user's call (Servers page)
-            await _unavailable(send, server, RETRY_FAILED_S, "model_crashed")
-            return None
         try:
-            # One start shared by all callers; a recent failure is re-raised, not retried.
+            # One start shared by all callers (a crashed one restarts, crash_guard.py); a recent
+            # failure is re-raised, not retried.
             server = await self.supervisor.ensure_ready(server.name)
         except UnknownProfile:  # deleted while we waited
             await _unknown_model(send, server.name)
@@ -180,8 +178,11 @@ class Gateway:
                 retry_after=RETRY_LOADING_S,
             )
             return None
-        except ServerError:
-            await _unavailable(send, server, RETRY_FAILED_S, "model_failed")
+        except ServerError as exc:
+            if server.crash_guard.tripped:  # down until a user starts it: no Retry-After
+                await send_error(send, 503, str(exc), "server_error", "model_crashed")
+            else:
+                await _unavailable(send, server, RETRY_FAILED_S, "model_failed")
             return None
         if server.state != ServerState.READY or not server.base_url:  # stopped again meanwhile
             await _unavailable(send, server, RETRY_LOADING_S, "model_unavailable")

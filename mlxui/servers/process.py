@@ -22,6 +22,7 @@ import psutil
 from huggingface_hub.constants import HF_HUB_CACHE
 from nicegui import binding
 
+from mlxui.servers.crash_guard import CrashGuard
 from mlxui.servers.launch import (
     SERVER_MODULES,
     StartFailure,
@@ -99,6 +100,7 @@ class ManagedServer:
         self.cmdline: list[str] | None = None
         self.create_time: float | None = None  # psutil create_time of pid (identity + uptime)
         self.failed_at: float | None = None  # monotonic time of the last FAILED transition
+        self.crash_guard = CrashGuard()  # how often the gateway may still restart it after a crash
         self._logs_dir = logs_dir
         self._env = env
         # Where repo ids resolve (the supervisor passes the app's cache); huggingface_hub's own default else.
@@ -266,6 +268,8 @@ class ManagedServer:
         self.error = error if new in (ServerState.FAILED, ServerState.CRASHED) else None
         if new == ServerState.FAILED:
             self.failed_at = time.monotonic()
+        if new == ServerState.CRASHED:
+            self.crash_guard.record_crash()
         if new in (ServerState.STOPPED, ServerState.FAILED, ServerState.CRASHED):
             self.metrics.clear_live()
         if self._watcher is not None:  # only a READY server is watched

@@ -181,8 +181,10 @@ class Supervisor:
         return server
 
     async def start(self, name: str, *, on_demand: bool = False) -> ManagedServer:
-        """Start `name` and return it once READY; raises ServerError (with the log tail) on failure."""
+        """Start `name` and return it once READY; raises ServerError (with the log tail) on failure.
+        A user's start also resets the crash loop guard (crash_guard.py)."""
         server = self._require(name)
+        server.crash_guard.reset()
         if server.state == ServerState.READY:
             server.on_demand = server.on_demand and on_demand  # a user's start makes it stay
             return server
@@ -192,7 +194,8 @@ class Supervisor:
         """For the gateway: READY now, or started on demand (one start shared by all callers).
 
         Raises UnknownProfile, ServerError (a failed start, also a recent one: it is not retried
-        for FAILED_RETRY_S) or TimeoutError (still loading after `timeout`; the start goes on).
+        for FAILED_RETRY_S; a crash loop: crash_guard.py) or TimeoutError (still loading after
+        `timeout`; the start goes on). A CRASHED server is started again.
         """
         server = self.find_by_model(name)
         if server is None:
@@ -205,7 +208,10 @@ class Supervisor:
             recent = server.failed_at is not None and time.monotonic() - server.failed_at < FAILED_RETRY_S
             if server.state == ServerState.FAILED and recent:
                 raise ServerError(server.error or f"The server {server.name} failed to start.")
-            task = self._begin_start(server, on_demand=True)
+            if not server.crash_guard.may_restart():
+                raise ServerError(server.crash_guard.refusal(server.name))
+            crashed = server.state == ServerState.CRASHED  # restarted as it was started: on demand or not
+            task = self._begin_start(server, on_demand=server.on_demand if crashed else True)
         try:
             return await _shared(task, timeout)
         except TimeoutError:
