@@ -1,5 +1,5 @@
-"""Supervision through the gateway, with real servers: the crash loop guard (a crashed server
-is restarted by the next request, three times in five minutes at most)."""
+"""Supervision through the gateway, with real servers: the crash loop guard (a crashed server is
+restarted by the next request, three times in five minutes at most) and a request's `keep_alive`."""
 
 from __future__ import annotations
 
@@ -56,6 +56,9 @@ def gw(
     profiles = [
         {"name": "crashy", "model": plain},
         {"name": "looping", "model": plain},
+        {"name": "once", "model": plain},
+        {"name": "briefly", "model": plain},
+        {"name": "forever", "model": plain, "idle_ttl": 1},
     ]
     with SupervisedGateway(Config(home=home, hf_cache=hub_cache.cache_dir), profiles) as app:
         yield app
@@ -107,6 +110,51 @@ def test_the_fourth_crash_in_five_minutes_stays_down_until_a_user_starts_it(gw: 
     _answered(gw.ask("looping"))
     assert server.pid not in pids and server.crash_guard.may_restart()
     gw.call(gw.supervisor.stop("looping"))
+
+
+def test_a_bad_keep_alive_is_400_and_starts_nothing(gw: SupervisedGateway) -> None:
+    starts = len(gw.starts)
+    for bad in ("soon", True, [5], "5 minutes"):
+        refused = gw.ask("once", keep_alive=bad)
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert error["type"] == "invalid_request_error" and error["code"] == "invalid_keep_alive"
+        assert error["message"].startswith("keep_alive takes seconds or a duration like")
+    assert len(gw.starts) == starts and gw.managed("once").state == ServerState.STOPPED
+
+
+def test_keep_alive_0_stops_the_server_right_after_the_answer(gw: SupervisedGateway) -> None:
+    server = gw.managed("once")
+    _answered(gw.ask("once", keep_alive=0, stream=False))  # mlx_lm never sees the field
+    answered = time.monotonic()
+    pid = server.pid
+    _wait_for(lambda: server.state == ServerState.STOPPED, 2.0, "once stopped")
+    assert time.monotonic() - answered < 2.0 and pid is not None and not _alive(pid)
+    assert server.keep_alive is None  # the override lasts while that process runs
+
+
+def test_keep_alive_duration_stops_a_server_started_by_hand(gw: SupervisedGateway) -> None:
+    server = gw.call(gw.supervisor.start("briefly"))
+    assert not server.on_demand and server.profile.idle_ttl is None  # no idle stop of its own
+    _answered(gw.ask("briefly", keep_alive="2s"))
+    answered = time.monotonic()
+    time.sleep(1.2)
+    assert server.state == ServerState.READY
+    _wait_for(lambda: server.state == ServerState.STOPPED, 3.0, "briefly stopped")
+    assert 1.9 < time.monotonic() - answered < 3.5
+
+
+def test_negative_keep_alive_outlasts_the_profile_idle_ttl(gw: SupervisedGateway) -> None:
+    server = gw.managed("forever")
+    _answered(gw.ask("forever", keep_alive=-1))
+    assert server.on_demand and server.profile.idle_ttl == 1
+    time.sleep(2.5)
+    assert server.state == ServerState.READY
+    _answered(gw.ask("forever"))  # a request without keep_alive leaves the override as it is
+    time.sleep(1.5)
+    assert server.state == ServerState.READY
+    _answered(gw.ask("forever", keep_alive="0s"))  # the next keep_alive changes it
+    _wait_for(lambda: server.state == ServerState.STOPPED, 2.0, "forever stopped")
 
 
 def _alive(pid: int) -> bool:

@@ -101,6 +101,7 @@ class ManagedServer:
         self.create_time: float | None = None  # psutil create_time of pid (identity + uptime)
         self.failed_at: float | None = None  # monotonic time of the last FAILED transition
         self.crash_guard = CrashGuard()  # how often the gateway may still restart it after a crash
+        self.keep_alive: float | None = None  # a request's keep_alive (keep_alive.py), until it stops
         self._logs_dir = logs_dir
         self._env = env
         # Where repo ids resolve (the supervisor passes the app's cache); huggingface_hub's own default else.
@@ -138,6 +139,10 @@ class ManagedServer:
         finally:
             self.active_requests -= 1
             self.last_used = time.monotonic()
+
+    def keep_loaded_for(self, seconds: float) -> None:
+        """A request's `keep_alive`: the idle stop uses it instead of the profile's idle_ttl."""
+        self.keep_alive = seconds
 
     def record_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
         self.metrics.prompt_tokens_total += prompt_tokens
@@ -272,6 +277,7 @@ class ManagedServer:
             self.crash_guard.record_crash()
         if new in (ServerState.STOPPED, ServerState.FAILED, ServerState.CRASHED):
             self.metrics.clear_live()
+            self.keep_alive = None  # a request's keep_alive lasts while this process runs
         if self._watcher is not None:  # only a READY server is watched
             self._watcher.cancel()
             self._watcher = None

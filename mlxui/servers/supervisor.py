@@ -25,6 +25,7 @@ from mlxui.db.settings import get_setting, set_setting
 from mlxui.hub.local import LocalEntry, list_local_models
 from mlxui.servers.fleet import entries_by_ref, plan_fleet
 from mlxui.servers.gpu import GpuSampler, detect_gpu_sampler
+from mlxui.servers.keep_alive import idle_limit, over_idle_limit
 from mlxui.servers.metrics import MetricsSampler
 from mlxui.servers.names import find_server, known_names
 from mlxui.servers.process import ManagedServer, ServerError
@@ -389,22 +390,16 @@ class Supervisor:
             await asyncio.sleep(max(0.05, self.sampler_interval - (time.monotonic() - started)))
 
     def _stop_idle(self) -> None:
-        """Servers started on demand stop after `idle_ttl` seconds without a request."""
+        """Stop servers idle past their limit: a request's keep_alive, else idle_ttl (keep_alive.py)."""
         now = time.monotonic()
         for server in self.servers.values():
-            ttl = server.profile.idle_ttl
-            if (
-                server.state == ServerState.READY
-                and server.on_demand
-                and ttl
-                and _idle_for(server, now) > ttl
-            ):
-                self._spawn(self._stop_if_idle(server, ttl))
+            if over_idle_limit(server, _idle_for(server, now)):
+                self._spawn(self._stop_if_idle(server))
 
-    async def _stop_if_idle(self, server: ManagedServer, ttl: float) -> None:
-        # Checked again when the task runs: a request may have arrived since the tick.
-        if server.state == ServerState.READY and _idle_for(server, time.monotonic()) > ttl:
-            logger.info("server %s: unused for %d s (idle TTL); stopping it", server.name, ttl)
+    async def _stop_if_idle(self, server: ManagedServer) -> None:
+        # Checked again when the task runs: a request may have arrived (or changed keep_alive) since.
+        if over_idle_limit(server, _idle_for(server, time.monotonic())):
+            logger.info("server %s: unused for over %g s; stopping it", server.name, idle_limit(server))
             await self.stop(server.name)
 
 
