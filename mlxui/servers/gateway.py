@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from mlxui.access import bearer_ok
 from mlxui.security import HostOriginGuard, HostPolicy
 from mlxui.servers import prometheus
+from mlxui.servers.keep_alive import KeepAliveError, parse_keep_alive
 from mlxui.servers.names import aliases
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.relay import (
@@ -120,6 +121,11 @@ class Gateway:
             )
             return
         asked = body["model"]
+        try:  # Ollama's field: removed here, mlx_lm does not know it (keep_alive.py)
+            keep_alive = _keep_alive(body.pop("keep_alive", None))
+        except KeepAliveError as exc:
+            await send_error(send, 400, str(exc), "invalid_request_error", "invalid_keep_alive")
+            return
         server = await self.supervisor.lookup(asked)
         if server is None:
             await _unknown_model(send, asked, self.supervisor.model_names())
@@ -127,6 +133,14 @@ class Gateway:
         server = await self._ready(server, send)
         if server is None:
             return
+        with server.in_use():  # from here until the answer ends, never stopped as idle
+            if keep_alive is not None:
+                server.keep_loaded_for(keep_alive)
+            await self._forward(server, asked, body, path, receive, send)
+
+    async def _forward(
+        self, server: ManagedServer, asked: str, body: dict[str, Any], path: str, receive: Receive, send: Send
+    ) -> None:
         stream = bool(body.get("stream"))
         client_wants_usage = False
         if stream:
@@ -161,11 +175,9 @@ class Gateway:
         """The server once ready (started on demand), or None after telling the client why not."""
         if server.state == ServerState.READY and server.base_url:
             return server
-        if server.state == ServerState.CRASHED:  # restarting is the user's call (Servers page)
-            await _unavailable(send, server, RETRY_FAILED_S, "model_crashed")
-            return None
         try:
-            # One start shared by all callers; a recent failure is re-raised, not retried.
+            # One start shared by all callers (a crashed one restarts, crash_guard.py); a recent
+            # failure is re-raised, not retried.
             server = await self.supervisor.ensure_ready(server.name)
         except UnknownProfile:  # deleted while we waited
             await _unknown_model(send, server.name)
@@ -180,8 +192,11 @@ class Gateway:
                 retry_after=RETRY_LOADING_S,
             )
             return None
-        except ServerError:
-            await _unavailable(send, server, RETRY_FAILED_S, "model_failed")
+        except ServerError as exc:
+            if server.crash_guard.tripped:  # down until a user starts it: no Retry-After
+                await send_error(send, 503, str(exc), "server_error", "model_crashed")
+            else:
+                await _unavailable(send, server, RETRY_FAILED_S, "model_failed")
             return None
         if server.state != ServerState.READY or not server.base_url:  # stopped again meanwhile
             await _unavailable(send, server, RETRY_LOADING_S, "model_unavailable")
@@ -259,6 +274,11 @@ async def _unknown_model(send: Send, model: str, known: Iterable[str] = ()) -> N
         "invalid_request_error",
         "model_not_found",
     )
+
+
+def _keep_alive(value: object) -> float | None:
+    """A request's `keep_alive` in seconds (None: not given, JSON null included)."""
+    return None if value is None else parse_keep_alive(value)
 
 
 def _renames(upstream_model: str, asked: str) -> tuple[tuple[bytes, bytes], ...]:

@@ -22,6 +22,7 @@ import psutil
 from huggingface_hub.constants import HF_HUB_CACHE
 from nicegui import binding
 
+from mlxui.servers.crash_guard import CrashGuard
 from mlxui.servers.launch import (
     SERVER_MODULES,
     StartFailure,
@@ -99,6 +100,8 @@ class ManagedServer:
         self.cmdline: list[str] | None = None
         self.create_time: float | None = None  # psutil create_time of pid (identity + uptime)
         self.failed_at: float | None = None  # monotonic time of the last FAILED transition
+        self.crash_guard = CrashGuard()  # how often the gateway may still restart it after a crash
+        self.keep_alive: float | None = None  # a request's keep_alive (keep_alive.py), until it stops
         self._logs_dir = logs_dir
         self._env = env
         # Where repo ids resolve (the supervisor passes the app's cache); huggingface_hub's own default else.
@@ -136,6 +139,10 @@ class ManagedServer:
         finally:
             self.active_requests -= 1
             self.last_used = time.monotonic()
+
+    def keep_loaded_for(self, seconds: float) -> None:
+        """A request's `keep_alive`: the idle stop uses it instead of the profile's idle_ttl."""
+        self.keep_alive = seconds
 
     def record_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
         self.metrics.prompt_tokens_total += prompt_tokens
@@ -266,8 +273,11 @@ class ManagedServer:
         self.error = error if new in (ServerState.FAILED, ServerState.CRASHED) else None
         if new == ServerState.FAILED:
             self.failed_at = time.monotonic()
+        if new == ServerState.CRASHED:
+            self.crash_guard.record_crash()
         if new in (ServerState.STOPPED, ServerState.FAILED, ServerState.CRASHED):
             self.metrics.clear_live()
+            self.keep_alive = None  # a request's keep_alive lasts while this process runs
         if self._watcher is not None:  # only a READY server is watched
             self._watcher.cancel()
             self._watcher = None

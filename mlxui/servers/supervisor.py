@@ -26,6 +26,7 @@ from mlxui.servers.catalog import LocalCatalog
 from mlxui.servers.events import EventHub, Listener
 from mlxui.servers.fleet import plan_fleet
 from mlxui.servers.gpu import GpuSampler, detect_gpu_sampler
+from mlxui.servers.keep_alive import idle_limit, over_idle_limit
 from mlxui.servers.metrics import MetricsSampler
 from mlxui.servers.names import find_server, known_names
 from mlxui.servers.process import ManagedServer, ServerError
@@ -177,8 +178,10 @@ class Supervisor:
         return server
 
     async def start(self, name: str, *, on_demand: bool = False) -> ManagedServer:
-        """Start `name` and return it once READY; raises ServerError (with the log tail) on failure."""
+        """Start `name` and return it once READY; raises ServerError (with the log tail) on failure.
+        A user's start also resets the crash loop guard (crash_guard.py)."""
         server = self._require(name)
+        server.crash_guard.reset()
         if server.state == ServerState.READY:
             server.on_demand = server.on_demand and on_demand  # a user's start makes it stay
             return server
@@ -188,7 +191,8 @@ class Supervisor:
         """For the gateway: READY now, or started on demand (one start shared by all callers).
 
         Raises UnknownProfile, ServerError (a failed start, also a recent one: it is not retried
-        for FAILED_RETRY_S) or TimeoutError (still loading after `timeout`; the start goes on).
+        for FAILED_RETRY_S; a crash loop: crash_guard.py) or TimeoutError (still loading after
+        `timeout`; the start goes on). A CRASHED server is started again.
         """
         server = self.find_by_model(name)
         if server is None:
@@ -201,7 +205,10 @@ class Supervisor:
             recent = server.failed_at is not None and time.monotonic() - server.failed_at < FAILED_RETRY_S
             if server.state == ServerState.FAILED and recent:
                 raise ServerError(server.error or f"The server {server.name} failed to start.")
-            task = self._begin_start(server, on_demand=True)
+            if not server.crash_guard.may_restart():
+                raise ServerError(server.crash_guard.refusal(server.name))
+            crashed = server.state == ServerState.CRASHED  # restarted as it was started: on demand or not
+            task = self._begin_start(server, on_demand=server.on_demand if crashed else True)
         try:
             return await _shared(task, timeout)
         except TimeoutError:
@@ -353,22 +360,16 @@ class Supervisor:
             await asyncio.sleep(max(0.05, self.sampler_interval - (time.monotonic() - started)))
 
     def _stop_idle(self) -> None:
-        """Servers started on demand stop after `idle_ttl` seconds without a request."""
+        """Stop servers idle past their limit: a request's keep_alive, else idle_ttl (keep_alive.py)."""
         now = time.monotonic()
         for server in self.servers.values():
-            ttl = server.profile.idle_ttl
-            if (
-                server.state == ServerState.READY
-                and server.on_demand
-                and ttl
-                and _idle_for(server, now) > ttl
-            ):
-                self.events.spawn(self._stop_if_idle(server, ttl))
+            if over_idle_limit(server, _idle_for(server, now)):
+                self.events.spawn(self._stop_if_idle(server))
 
-    async def _stop_if_idle(self, server: ManagedServer, ttl: float) -> None:
-        # Checked again when the task runs: a request may have arrived since the tick.
-        if server.state == ServerState.READY and _idle_for(server, time.monotonic()) > ttl:
-            logger.info("server %s: unused for %d s (idle TTL); stopping it", server.name, ttl)
+    async def _stop_if_idle(self, server: ManagedServer) -> None:
+        # Checked again when the task runs: a request may have arrived (or changed keep_alive) since.
+        if over_idle_limit(server, _idle_for(server, time.monotonic())):
+            logger.info("server %s: unused for over %g s; stopping it", server.name, idle_limit(server))
             await self.stop(server.name)
 
 
