@@ -14,6 +14,8 @@ from pathlib import Path
 
 import platformdirs
 
+from mlxui.servers.memory_budget import SizeError, check_budget
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -41,6 +43,7 @@ class Config:
     port: int = DEFAULT_PORT
     hf_cache: Path = field(default_factory=_hf_cache_dir)
     hf_endpoint: str = field(default_factory=_hf_endpoint)
+    memory_budget: int | None = None  # bytes, from MLXUI_MEMORY_BUDGET; overrides the setting
 
     @property
     def db_path(self) -> Path:
@@ -88,7 +91,18 @@ def load_config(env: dict[str, str] | None = None) -> Config:
     except ValueError as exc:
         raise ConfigError(f"MLXUI_PORT must be a number, got {port_text!r}") from exc
     check_port(port)
-    return Config(home=home.resolve(), host=host, port=port)
+    budget = _memory_budget(env.get("MLXUI_MEMORY_BUDGET", ""))
+    return Config(home=home.resolve(), host=host, port=port, memory_budget=budget)
+
+
+def _memory_budget(text: str) -> int | None:
+    """MLXUI_MEMORY_BUDGET as bytes (units as in Settings: 24GB, 512MB); None when unset or blank."""
+    if not text.strip():
+        return None
+    try:
+        return check_budget(text)
+    except SizeError as exc:
+        raise ConfigError(f"MLXUI_MEMORY_BUDGET={text!r} cannot be used: {exc}") from exc
 
 
 SAVED_SETTINGS = "config.json"  # host/port chosen in Settings; flags and MLXUI_* still win

@@ -17,6 +17,7 @@ from mlxui.appearance import Appearance
 from mlxui.chat.store import ChatStore
 from mlxui.config import Config
 from mlxui.hub.downloads import DownloadManager
+from mlxui.servers.memory_budget import effective_budget
 from mlxui.servers.model_defaults import display_name
 from mlxui.servers.supervisor import Supervisor
 from mlxui.settings import SettingError, SettingsGroup
@@ -89,12 +90,16 @@ class Services:
         return {"servers": self.supervisor.settings, "appearance": self.appearance}
 
     def settings_view(self) -> dict[str, Any]:
-        """Every setting by name; the gateway key is never sent back, only whether one is set."""
+        """Every setting by name; the gateway key is never sent back, only whether one is set. The
+        memory budget in force and where it comes from are added (read-only)."""
         view: dict[str, Any] = {}
         for group in self._setting_groups().values():
             for name in group.names():
                 view[name] = getattr(group, name)
         view["gateway_key_set"] = bool(view.pop("gateway_key"))
+        budget, source = effective_budget(self.supervisor.settings, self.config)
+        view["memory_budget_bytes"] = budget  # the budget in force, whatever set it
+        view["memory_budget_source"] = source  # "environment", "setting" or "default: …"
         return view
 
     async def change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """/api/settings: read and change the settings the Settings page shows (`mlxui settings` calls it).
 
-`GET` lists every setting by name; the gateway key is never sent back, only `gateway_key_set`.
+`GET` lists every setting by name; the gateway key is never sent back, only `gateway_key_set`. The
+memory budget in force is `memory_budget_bytes`, with `memory_budget_source` ("environment",
+"setting" or "default: 75 % of 32 GB"); `memory_budget` itself is the setting (null: the default).
 `PUT` takes the settings to change; every value is checked first and nothing is saved when one is
 refused (422 with `fields`). A gateway key set here applies to the next `/v1` request.
 
@@ -26,6 +28,7 @@ class SettingChanges(BaseModel):
     max_running: int | None = None  # most servers running at once; null: no limit
     default_idle_ttl: int | None = None  # idle stop (s) for new profiles; null or 0: never
     gateway_key: str | None = None  # Bearer key /v1 requires; null or "": none
+    memory_budget: int | str | None = None  # bytes or "24GB" (1 GB = 1024**3); null: the default
     dark: bool | None = None  # dark mode
 
 

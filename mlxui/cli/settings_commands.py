@@ -1,8 +1,9 @@
 """`mlxui settings [list|set NAME [VALUE]|unset NAME]`: the settings of the Settings page, through
 the running app's JSON API (`/api/settings`), so the app checks and applies them at once.
 
-Names are written with dashes (`max-running`, `default-idle-ttl`, `gateway-key`). The gateway key is
-never printed back, except a key that `set gateway-key` (with no value) has just generated.
+Names are written with dashes (`max-running`, `default-idle-ttl`, `gateway-key`, `memory-budget`).
+The gateway key is never printed back, except a key that `set gateway-key` (with no value) has just
+generated. Memory sizes print in binary units (`24 GB` = 24 x 1024**3 bytes), as `set` reads them.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import secrets
 from typing import Any
 
 from mlxui.cli.common import CliError, add_target_options, app_client, config_from_args, print_json
+from mlxui.servers.memory_budget import format_size
 
 HIDDEN = {"gateway_key_set": "gateway-key"}
+SIZES = ("memory_budget", "memory_budget_bytes")
 
 
 def add_commands(commands: Any) -> None:
     settings = commands.add_parser(
         "settings",
-        help="show or change settings (servers, gateway key, dark mode)",
+        help="show or change settings (servers, memory budget, gateway key, dark mode)",
         description="Show or change mlxui's settings in the running app. Without an action: list them.",
     )
     add_target_options(settings)
@@ -27,11 +30,23 @@ def add_commands(commands: Any) -> None:
     settings.set_defaults(handler=list_command)
     actions = settings.add_subparsers(dest="settings_action", metavar="ACTION")
     list_ = actions.add_parser("list", help="every setting and its value")
-    set_ = actions.add_parser("set", help="change a setting, e.g. `set max-running 2` or `set gateway-key`")
-    set_.add_argument("name", help="on-quit, max-running, default-idle-ttl, gateway-key or dark")
-    set_.add_argument("value", nargs="?", help="the new value (gateway-key without one: generate a key)")
-    unset = actions.add_parser("unset", help="clear a setting: no limit, no idle stop, no key")
-    unset.add_argument("name", help="max-running, default-idle-ttl or gateway-key")
+    set_ = actions.add_parser(
+        "set",
+        help="change a setting, e.g. `set max-running 2`, `set memory-budget 24GB` or `set gateway-key`",
+    )
+    set_.add_argument(
+        "name", help="on-quit, max-running, default-idle-ttl, memory-budget, gateway-key or dark"
+    )
+    set_.add_argument(
+        "value",
+        nargs="?",
+        help="the new value (memory-budget: bytes or 24GB, 512MB, 1.5TB with 1 GB = 1024³ bytes; "
+        "gateway-key without one: generate a key)",
+    )
+    unset = actions.add_parser(
+        "unset", help="clear a setting: no limit, no idle stop, default budget, no key"
+    )
+    unset.add_argument("name", help="max-running, default-idle-ttl, memory-budget or gateway-key")
     for parser, handler in ((list_, list_command), (set_, set_command), (unset, unset_command)):
         add_target_options(parser)
         parser.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -56,7 +71,7 @@ def set_command(args: argparse.Namespace) -> int:
     if generated:
         print(f"Gateway key: {generated}\n(copy it now: mlxui does not show it again)")
     elif not args.json:
-        print(f"{args.name} = {_shown(name, settings)}")
+        _print_changed(args.name, name, settings)
     if args.json:
         print_json(settings)
     return 0
@@ -68,8 +83,19 @@ def unset_command(args: argparse.Namespace) -> int:
     if args.json:
         print_json(settings)
     else:
-        print(f"{args.name} = {_shown(name, settings)}")
+        _print_changed(args.name, name, settings)
     return 0
+
+
+def _print_changed(label: str, name: str, settings: dict[str, Any]) -> None:
+    print(f"{label} = {_shown(name, settings)}")
+    if name == "memory_budget" and settings.get("memory_budget_source") != "setting":
+        budget = _shown("memory_budget_bytes", settings)
+        source = settings.get("memory_budget_source")
+        if source == "environment":
+            print(f"(MLXUI_MEMORY_BUDGET overrides it: the budget in force is {budget})")
+        else:
+            print(f"(the budget in force is {budget}, {source})")
 
 
 def _field(name: str) -> str:
@@ -81,6 +107,8 @@ def _shown(name: str, settings: dict[str, Any]) -> str:
     if name == "gateway_key":
         return "set (hidden)" if settings.get("gateway_key_set") else "-"
     value = settings.get(name)
+    if name in SIZES and isinstance(value, int):
+        return format_size(value)
     if isinstance(value, bool):
         return "on" if value else "off"
     return "-" if value is None else str(value)

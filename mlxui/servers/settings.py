@@ -3,7 +3,8 @@
 Every face (Settings page, JSON API, CLI) changes them through `ServerSettings.save`, which
 validates, stores and applies them at once: the supervisor reads `max_running` when it next starts a
 server, `default_idle_ttl` when a profile is created, `on_quit` when mlxui quits, and the gateway
-reads `gateway_key` on each request.
+reads `gateway_key` on each request. `memory_budget` is read through
+`memory_budget.effective_budget`, where `MLXUI_MEMORY_BUDGET` overrides it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from nicegui import binding
 
+from mlxui.servers.memory_budget import SizeError, check_budget
 from mlxui.settings import SettingError, SettingsGroup, whole_number
 
 ON_QUIT_CHOICES = ("stop", "keep")
@@ -29,6 +31,7 @@ class ServerSettings(SettingsGroup):
     max_running: int | None = None  # least-recently-used idle servers stop beyond this many
     default_idle_ttl: int | None = None  # seconds; new profiles get it unless they say otherwise
     gateway_key: str | None = None  # when set, /v1/* needs "Authorization: Bearer <key>"
+    memory_budget: int | None = None  # bytes the servers may plan to use; None: the default (§8)
 
     def check(self, field: str, value: Any) -> Any:
         if field == "on_quit":
@@ -41,7 +44,21 @@ class ServerSettings(SettingsGroup):
             return whole_number(field, value, 0, MAX_IDLE_TTL_S) or None  # 0 means never, as blank does
         if field == "gateway_key":
             return _gateway_key(value)
+        if field == "memory_budget":
+            return _memory_budget(value)
         raise SettingError(field, f"{field!r} is not a setting.")
+
+
+def _memory_budget(value: Any) -> int | None:
+    """Bytes or a size text ("24GB"); blank or None: the default. `MLXUI_MEMORY_BUDGET` overrides it."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # number inputs and JSON may deliver floats
+    try:
+        return check_budget(value)
+    except SizeError as exc:
+        raise SettingError("memory_budget", str(exc)) from exc
 
 
 def _gateway_key(value: Any) -> str | None:

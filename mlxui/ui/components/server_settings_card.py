@@ -1,4 +1,4 @@
-"""How servers behave: on quit, how many may run, default idle time, gateway API key.
+"""How servers behave: on quit, how many may run, default idle time, memory budget, gateway API key.
 
 Every change goes through `ServerSettings.save` (the supervisor's settings), which checks it: a
 refused value shows its sentence under the field and nothing is saved.
@@ -12,6 +12,8 @@ from typing import Any
 from nicegui import ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 
+from mlxui.config import Config
+from mlxui.servers.memory_budget import effective_budget, format_size
 from mlxui.servers.settings import ServerSettings
 from mlxui.settings import SettingError
 from mlxui.ui.testid import testid
@@ -23,10 +25,22 @@ KEY_PROTECTS = (
 )
 
 
+BUDGET_HELP = (
+    "How much memory the model servers may plan to use together; mlxui stops idle servers to stay "
+    "within it. 1 GB = 1024³ bytes, as macOS counts memory. Default: 75 % of memory on a Mac (what "
+    "Metal lets the GPU keep), memory less the system's share (2 GB or 10 %) elsewhere."
+)
+
+
+def _size_text(value: int | None) -> str:
+    return "" if value is None else format_size(value)
+
+
 class ServerSettingsCard(ui.card):
-    def __init__(self, settings: ServerSettings, gateway_url: str) -> None:
+    def __init__(self, settings: ServerSettings, gateway_url: str, config: Config) -> None:
         super().__init__()
         self.settings = settings
+        self.config = config
         self.classes("w-full gap-2").props("bordered")
         with self:
             ui.label("Servers and gateway").classes("text-lg font-semibold")
@@ -44,6 +58,17 @@ class ServerSettingsCard(ui.card):
                                             value=settings.default_idle_ttl, format="%d", min=0,
                                             on_change=lambda e: self._save("default_idle_ttl", e.value, self.ttl))
                                   .props("outlined dense").classes("grow"), "default-ttl")  # fmt: skip
+            self.budget = testid(ui.input("Memory budget for models (e.g. 24GB; blank: the default)",
+                                          value=_size_text(settings.memory_budget))
+                                 .props("outlined dense clearable").classes("w-full"), "memory-budget")  # fmt: skip
+            self.budget.on("blur", lambda: self._save_budget(self.budget.value))
+            self.budget.on("keydown.enter", lambda: self._save_budget(self.budget.value))
+            self.budget.on("clear", lambda: self._save_budget(""))  # the value may not have arrived yet
+            self.budget_status = testid(ui.label().classes("text-sm"), "memory-budget-effective")
+            self.budget_status.bind_text_from(
+                settings, "memory_budget", backward=lambda _: self._budget_text()
+            )
+            ui.label(BUDGET_HELP).classes("text-xs text-slate-500")
             ui.label(f"Gateway: {gateway_url} (any OpenAI client; model = profile name)").classes("text-sm")
             ui.label(KEY_PROTECTS).classes("text-xs text-slate-500")
             with ui.row().classes("w-full gap-2 no-wrap items-center"):
@@ -65,6 +90,21 @@ class ServerSettingsCard(ui.card):
             return False
         element.error = None
         return True
+
+    async def _save_budget(self, typed: str | None) -> None:
+        text = (typed or "").strip()
+        if text == _size_text(self.settings.memory_budget):
+            self.budget.error = None
+            return
+        if await self._save("memory_budget", text or None, self.budget):
+            self.budget.value = _size_text(self.settings.memory_budget)
+
+    def _budget_text(self) -> str:
+        """The budget in force and who set it (bound: a change by the CLI or API shows at once)."""
+        budget, source = effective_budget(self.settings, self.config)
+        if source == "environment":
+            source = "from MLXUI_MEMORY_BUDGET, which overrides this setting"
+        return f"In force: {format_size(budget)} ({source})"
 
     def _generate(self) -> None:
         self.key.value = "mlxui-" + secrets.token_urlsafe(24)

@@ -23,6 +23,6 @@ async def build(services: Services) -> None:
         testid(ui.label("Settings").classes("text-2xl font-semibold"), "page-title")
         NetworkCard(services.config)
         HfTokenCard(services.config.hf_endpoint)
-        ServerSettingsCard(services.supervisor.settings, f"{services.config.base_url}/v1")
+        ServerSettingsCard(services.supervisor.settings, f"{services.config.base_url}/v1", services.config)
         await build_autostart_card(services.config)
         AboutCard(services.config)
