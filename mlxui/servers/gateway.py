@@ -30,6 +30,7 @@ from mlxui.servers.relay import (
     send_error,
     send_json,
 )
+from mlxui.servers.scheduler import AdmissionRefused, AdmissionTimeout
 from mlxui.servers.state import RUNNING_STATES, ServerState, UnknownProfile
 from mlxui.servers.supervisor import Supervisor
 from mlxui.servers.upstream import UpstreamError, UpstreamExchange
@@ -124,6 +125,12 @@ class Gateway:
         if server is None:
             await _unknown_model(send, asked, self.supervisor.model_names())
             return
+        with server.in_use():  # busy from here on: never stopped to make room in mid-answer
+            await self._serve(server, body, asked, path, receive, send)
+
+    async def _serve(
+        self, server: ManagedServer, body: dict[str, Any], asked: str, path: str, receive: Receive, send: Send
+    ) -> None:
         server = await self._ready(server, send)
         if server is None:
             return
@@ -179,6 +186,12 @@ class Gateway:
                 "model_loading",
                 retry_after=RETRY_LOADING_S,
             )
+            return None
+        except AdmissionRefused as exc:  # it can never fit as things are: retrying will not help
+            await send_error(send, 503, str(exc), "server_error", "insufficient_memory")
+            return None
+        except AdmissionTimeout as exc:
+            await send_error(send, 503, str(exc), "server_error", "memory_busy", retry_after=RETRY_LOADING_S)
             return None
         except ServerError:
             await _unavailable(send, server, RETRY_FAILED_S, "model_failed")

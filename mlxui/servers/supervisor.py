@@ -20,16 +20,21 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import psutil
+
 from mlxui.config import Config
 from mlxui.db.settings import get_setting, set_setting
 from mlxui.hub.local import LocalEntry, list_local_models
 from mlxui.servers.fleet import entries_by_ref, plan_fleet
 from mlxui.servers.gpu import GpuSampler, detect_gpu_sampler
 from mlxui.servers.metrics import MetricsSampler
+from mlxui.servers.model_defaults import display_name
 from mlxui.servers.names import find_server, known_names
+from mlxui.servers.plans import MemoryPlans
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.profiles import Profile, ProfileBook
 from mlxui.servers.runs import KEPT_RUNS_SETTING, kept_counters, model_run_records, readopt, save_run_record
+from mlxui.servers.scheduler import MemoryScheduler
 from mlxui.servers.settings import ServerSettings
 from mlxui.servers.state import RUNNING_STATES, ServerEvent, ServerState, UnknownProfile
 
@@ -65,6 +70,11 @@ class Supervisor:
         self.servers: dict[str, ManagedServer] = {}
         self.local_models: dict[str, LocalEntry] = {}  # by model reference, as of the last refresh
         self.sampler = MetricsSampler(detect_gpu_sampler() if gpu is _AUTO_GPU else gpu)
+        self.plans = MemoryPlans(self.local_entry)
+        self.scheduler = MemoryScheduler(
+            servers=lambda: self.servers.values(), plans=self.plans, budget=lambda: self.memory_budget(),
+            max_running=lambda: self.settings.max_running, evict=self._evict,
+        )  # fmt: skip
         self._listeners: list[Listener] = []
         self._starts: dict[ManagedServer, asyncio.Task[ManagedServer]] = {}
         self._locks: dict[ManagedServer, asyncio.Lock] = {}
@@ -88,6 +98,7 @@ class Supervisor:
         self.config.logs_dir.mkdir(parents=True, exist_ok=True)
         self.config.hf_cache.mkdir(parents=True, exist_ok=True)  # /v1/models fails without it
         await self.settings.load()
+        await self.plans.load()
         kept: dict[str, dict[str, Any]] = await get_setting(KEPT_RUNS_SETTING, None) or {}
         if kept:
             await set_setting(KEPT_RUNS_SETTING, {})
@@ -159,6 +170,10 @@ class Supervisor:
             if every_model or not server.profile.implicit or server.state != ServerState.STOPPED
         ]
 
+    def memory_budget(self) -> int:
+        """Bytes all running servers may plan to hold together (docs/architecture.md §8)."""
+        return int(psutil.virtual_memory().total * 0.75)
+
     def local_entry(self, server: ManagedServer) -> LocalEntry | None:
         """The local model a server runs, as of the last refresh (capabilities, memory plan)."""
         return self.local_models.get(server.profile.model)
@@ -180,13 +195,15 @@ class Supervisor:
             server = self.find_by_model(model)
         return server
 
-    async def start(self, name: str, *, on_demand: bool = False) -> ManagedServer:
-        """Start `name` and return it once READY; raises ServerError (with the log tail) on failure."""
+    async def start(self, name: str, *, on_demand: bool = False, force: bool = False) -> ManagedServer:
+        """Start `name` and return it once READY; raises ServerError (with the log tail) on failure,
+        AdmissionRefused when it cannot fit the memory budget (`force`: start it anyway)."""
         server = self._require(name)
         if server.state == ServerState.READY:
             server.on_demand = server.on_demand and on_demand  # a user's start makes it stay
             return server
-        return await _shared(self._starts.get(server) or self._begin_start(server, on_demand), None)
+        task = self._starts.get(server) or self._begin_start(server, on_demand, force=force)
+        return await _shared(task, None)
 
     async def ensure_ready(self, name: str, timeout: float | None = None) -> ManagedServer:
         """For the gateway: READY now, or started on demand (one start shared by all callers).
@@ -281,9 +298,11 @@ class Supervisor:
     def _lock(self, server: ManagedServer) -> asyncio.Lock:
         return self._locks.setdefault(server, asyncio.Lock())
 
-    def _begin_start(self, server: ManagedServer, on_demand: bool) -> asyncio.Task[ManagedServer]:
+    def _begin_start(
+        self, server: ManagedServer, on_demand: bool, *, force: bool = False
+    ) -> asyncio.Task[ManagedServer]:
         task = asyncio.get_running_loop().create_task(
-            self._run_start(server, on_demand), name=f"start {server.name}"
+            self._run_start(server, on_demand, force), name=f"start {server.name}"
         )
         self._starts[server] = task
 
@@ -296,37 +315,29 @@ class Supervisor:
         task.add_done_callback(finished)
         return task
 
-    async def _run_start(self, server: ManagedServer, on_demand: bool) -> ManagedServer:
+    async def _run_start(self, server: ManagedServer, on_demand: bool, force: bool) -> ManagedServer:
         async with self._lock(server):
             if server.state == ServerState.READY:
                 return server
             server.on_demand = on_demand
-            await self._make_room(server)
+            server.note = None
+            await self.scheduler.admit(server, force=force)  # may stop idle servers, or wait its turn
             await server.launch(self.ready_timeout)
             server.touch()
             return server
 
-    async def _make_room(self, server: ManagedServer) -> None:
-        """With `max_running` set, stop least-recently-used idle servers until `server` fits."""
-        while limit := self.settings.max_running:
-            running = [s for s in self.servers.values() if s is not server and s.state in RUNNING_STATES]
-            if len(running) < limit:
-                return
-            now = time.monotonic()
-            idle = [s for s in running if s.state == ServerState.READY and _idle_for(s, now) >= LRU_GRACE_S]
-            if not idle:
-                logger.warning(
-                    "%d servers run (limit %d), none idle: starting %s anyway",
-                    len(running),
-                    limit,
-                    server.name,
-                )
-                return
-            victim = min(idle, key=lambda s: s.last_used)
-            logger.info(
-                "stopping %s, the least recently used server, to make room for %s", victim.name, server.name
-            )
-            await asyncio.shield(self.stop(victim.name))  # a cancelled start must not leave it half-stopped
+    async def _evict(self, victim: ManagedServer, newcomer: ManagedServer) -> None:
+        """Stop an idle server to make room (the scheduler chose it); say so everywhere."""
+        note = f"Stopped to make room for {display_name(newcomer.profile)}"
+        logger.info(
+            "stopping %s, the least recently used idle server, to make room for %s",
+            victim.name,
+            newcomer.name,
+        )
+        await asyncio.shield(self.stop(victim.name))  # a cancelled start must not leave it half-stopped
+        victim.note = note
+        victim.metrics.evictions += 1
+        self._emit(ServerEvent("evicted", victim, note=note))
 
     async def _adopt_or_clear(self, profile: Profile, kept: dict[str, Any]) -> None:
         server = self.servers[profile.name]
@@ -342,6 +353,13 @@ class Supervisor:
             self._spawn(self._write_run(server.profile, server))
         elif server.state in _ENDED and previous not in _ENDED:  # (ended -> STOPPED: cleared already)
             self._spawn(self._write_run(server.profile, None))
+            record = self.plans.end_run(
+                server, completed=previous in (ServerState.READY, ServerState.STOPPING)
+            )
+            if record is not None:
+                self._spawn(self._save_plan(record))
+        if server.state not in (ServerState.STARTING, ServerState.LOADING):
+            self.scheduler.notify()  # a server that stopped, failed or got ready may make room
         self._emit(ServerEvent("state", server, previous))
 
     async def _write_run(self, profile: Profile, server: ManagedServer | None) -> None:
@@ -377,10 +395,24 @@ class Supervisor:
             started = time.monotonic()
             try:
                 await self.sampler.sample(list(self.servers.values()))
+                self._learn_plans()
             except Exception:  # a metrics glitch must not end sampling for the rest of the session
                 logger.exception("sampling server metrics failed")
             self._stop_idle()
             await asyncio.sleep(max(0.05, self.sampler_interval - (time.monotonic() - started)))
+
+    def _learn_plans(self) -> None:
+        """Each tick: running servers' peaks teach their memory plans (saved when they grow)."""
+        for server in self.servers.values():
+            if server.state in RUNNING_STATES:
+                record = self.plans.observe(server)
+                server.metrics.reserved_bytes = self.plans.reserved(server)
+                if record is not None:
+                    self._spawn(self._save_plan(record))
+
+    async def _save_plan(self, record: dict[str, Any]) -> None:
+        async with self._db_lock:
+            await self.plans.save(record)
 
     def _stop_idle(self) -> None:
         """Servers started on demand stop after `idle_ttl` seconds without a request."""
