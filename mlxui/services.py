@@ -129,6 +129,18 @@ def server_statuses(services: Services) -> list[dict[str, Any]]:
     return [server_status(s) for s in services.supervisor.fleet()]
 
 
+def memory_status(services: Services) -> dict[str, Any]:
+    """The memory budget and what the running servers plan to hold and really hold (bytes)."""
+    supervisor = services.supervisor
+    running = [s for s in supervisor.servers.values() if s.metrics.rss_bytes is not None]
+    return {
+        "budget_bytes": supervisor.memory_budget(),
+        "planned_bytes": supervisor.scheduler.planned_bytes(),
+        "used_bytes": sum(s.metrics.rss_bytes or 0 for s in running),
+        "waiting": {s.name: why for s, why in supervisor.scheduler.waiting.items()},
+    }
+
+
 def download_statuses(services: Services) -> list[dict[str, Any]]:
     return [download_status(st) for st in services.downloads.downloads.values()]
 
@@ -157,5 +169,6 @@ def server_status(server: Any) -> dict[str, Any]:
         "rss_bytes": m.rss_bytes, "cpu_percent": m.cpu_percent, "gpu_util": m.gpu_util,
         "gpu_mem_bytes": m.gpu_mem_bytes, "tokens_per_s": round(m.tokens_per_s, 2), "requests": m.requests,
         "prompt_tokens_total": m.prompt_tokens_total, "completion_tokens_total": m.completion_tokens_total,
-        "uptime_s": m.uptime_s,
+        "uptime_s": m.uptime_s, "reserved_bytes": m.reserved_bytes, "memory_bytes": m.rss_bytes,
+        "pinned": server.profile.pinned, "note": server.note, "evictions": m.evictions,
     }  # fmt: skip

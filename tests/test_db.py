@@ -49,6 +49,7 @@ async def test_fresh_database_gets_every_table_in_wal_mode(db: Path) -> None:
             "0001_initial",
             "0002_chat_pinned",
             "0003_chat_model",
+            "0004_profile_pinned",
         ]
     )
     assert await journal_mode() == "wal"
@@ -118,13 +119,17 @@ async def test_upgrade_in_place_keeps_every_row(tmp_path: Path) -> None:
     try:
         assert await applied_migrations() == ["0001_initial"]
         assert "pinned" not in await _columns("chats")
-        profile = await ServerProfile.create(name="tiny", model="org/tiny", autostart=True)
-        # Chat (the model) already has `pinned`; insert the row as the old schema had it.
+        # The models already have later columns (`pinned`, `model`): insert rows as the old schema had them.
         now = datetime.now(UTC).isoformat(" ")
+        profile_id = await get_connection("default").execute_insert(
+            "INSERT INTO server_profiles (name, model, kind, chat_template_args, autostart, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ["tiny", "org/tiny", "lm", "{}", 1, now, now],
+        )
         chat_id = await get_connection("default").execute_insert(
             "INSERT INTO chats (profile_id, title, system_prompt, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            [profile.id, "Old chat", "be brief", now, now],
+            [profile_id, "Old chat", "be brief", now, now],
         )
         await Message.create(chat_id=chat_id, role="user", content="hi")
         await Message.create(chat_id=chat_id, role="assistant", content="hello", reasoning="...")
@@ -136,9 +141,15 @@ async def test_upgrade_in_place_keeps_every_row(tmp_path: Path) -> None:
 
     await init_db(path)
     try:
-        assert await applied_migrations() == ["0001_initial", "0002_chat_pinned", "0003_chat_model"]
+        assert await applied_migrations() == [
+            "0001_initial",
+            "0002_chat_pinned",
+            "0003_chat_model",
+            "0004_profile_pinned",
+        ]
         after = await _dump()
         assert [row.pop("pinned") for row in after["chats"]] == [0]
+        assert [row.pop("pinned") for row in after["server_profiles"]] == [0]  # old profiles: not pinned
         assert [row.pop("model") for row in after["chats"]] == [None]  # an old chat follows its profile
         assert after == before
         column = (await _columns("chats"))["pinned"]

@@ -67,6 +67,7 @@ class GatewayApp:
 
     @asynccontextmanager
     async def _lifespan(self, _app: FastAPI):
+        self.loop = asyncio.get_running_loop()  # tests run supervisor calls here (run_coroutine_threadsafe)
         await db.init_db(self.config.db_path)
         for values in self.profiles:
             await self.supervisor.profiles.create(values)

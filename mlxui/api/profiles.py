@@ -39,6 +39,7 @@ class ProfileFields(BaseModel):
     chat_template_args: dict[str, JsonValue] | str | None = None
     draft_model: str | None = None
     autostart: bool | None = None
+    pinned: bool | None = None
     idle_ttl: int | None = None  # seconds without a request before an on-demand server stops
 
     def given(self) -> dict[str, Any]:

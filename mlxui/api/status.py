@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from mlxui import __version__
-from mlxui.services import Services, download_statuses, server_statuses
+from mlxui.services import Services, download_statuses, memory_status, server_statuses
 from mlxui.system.backend import detect_backend
 
 
@@ -44,4 +44,5 @@ def status_payload(services: Services) -> dict[str, Any]:
         "ready": services.ready,
         "servers": server_statuses(services),
         "downloads": download_statuses(services),
+        "memory": memory_status(services),
     }

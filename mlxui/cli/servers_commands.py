@@ -48,6 +48,8 @@ def add_commands(commands: Any) -> None:
     add.add_argument("--temp", type=float, metavar="T", help="default sampling temperature")
     add.add_argument("--max-tokens", type=int, metavar="N", help="default maximum tokens per reply")
     add.add_argument("--autostart", action="store_true", help="start this server when mlxui starts")
+    add.add_argument("--pin", dest="pinned", action="store_true",
+                     help="keep it loaded: never stopped to make room for another model")  # fmt: skip
     add.add_argument("--json", action="store_true", help="print the saved profile as JSON")
     # --port is the profile's here, so the app is addressed with --app-host/--app-port (or MLXUI_*).
     add.add_argument(
@@ -114,6 +116,7 @@ def add_command(args: argparse.Namespace) -> int:
     values = {
         "name": args.name, "model": args.model, "port": args.server_port, "idle_ttl": args.ttl,
         "temperature": args.temp, "max_tokens": args.max_tokens, "autostart": args.autostart,
+        "pinned": args.pinned or None,
     }  # fmt: skip
     # Only what was given: a left-out idle stop takes the app's default, an explicit null means never.
     given = {key: value for key, value in values.items() if value is not None}

@@ -32,6 +32,8 @@ class ServerProfile(Model):
     chat_template_args = fields.JSONField(default=dict)
     draft_model = fields.CharField(max_length=1024, null=True)
     autostart = fields.BooleanField(default=False)
+    # "keep loaded": never stopped to make room (db_default: SQLite adds NOT NULL columns with one)
+    pinned = fields.BooleanField(default=False, db_default=False)
     idle_ttl = fields.IntField(null=True)  # seconds; None: never stop for idleness
     run_pid = fields.IntField(null=True)
     run_started_at = fields.FloatField(null=True)  # psutil create_time of run_pid

@@ -31,6 +31,7 @@ from mlxui.servers.relay import (
     send_error,
     send_json,
 )
+from mlxui.servers.scheduler import AdmissionRefused, AdmissionTimeout
 from mlxui.servers.state import RUNNING_STATES, ServerState, UnknownProfile
 from mlxui.servers.supervisor import Supervisor
 from mlxui.servers.upstream import UpstreamError, UpstreamExchange
@@ -130,13 +131,13 @@ class Gateway:
         if server is None:
             await _unknown_model(send, asked, self.supervisor.model_names())
             return
-        server = await self._ready(server, send)
-        if server is None:
-            return
-        with server.in_use():  # from here until the answer ends, never stopped as idle
+        with server.in_use():  # busy from here on: never stopped to make room, or as idle, mid-answer
+            ready = await self._ready(server, send)
+            if ready is None:
+                return
             if keep_alive is not None:
-                server.keep_loaded_for(keep_alive)
-            await self._forward(server, asked, body, path, receive, send)
+                ready.keep_loaded_for(keep_alive)
+            await self._forward(ready, asked, body, path, receive, send)
 
     async def _forward(
         self, server: ManagedServer, asked: str, body: dict[str, Any], path: str, receive: Receive, send: Send
@@ -191,6 +192,12 @@ class Gateway:
                 "model_loading",
                 retry_after=RETRY_LOADING_S,
             )
+            return None
+        except AdmissionRefused as exc:  # it can never fit as things are: retrying will not help
+            await send_error(send, 503, str(exc), "server_error", "insufficient_memory")
+            return None
+        except AdmissionTimeout as exc:
+            await send_error(send, 503, str(exc), "server_error", "memory_busy", retry_after=RETRY_LOADING_S)
             return None
         except ServerError as exc:
             if server.crash_guard.tripped:  # down until a user starts it: no Retry-After

@@ -3,7 +3,7 @@
 Where it comes from, first match wins (`effective_budget`):
 1. `MLXUI_MEMORY_BUDGET` in the environment (read by `mlxui.config.load_config`),
 2. the setting `servers.memory_budget` (Settings page, `PUT /api/settings`, `mlxui settings set`),
-3. the default for this machine (`default_budget`, reasons in docs/architecture.md §8).
+3. the default for this machine (`default_budget`, reasons in docs/architecture.md §9).
 
 Sizes are binary, as macOS shows memory: "24GB", "24G" and "24GiB" all mean 24 x 1024**3 bytes
 (About This Mac and Activity Monitor call 2**35 bytes "32 GB"; so does this module). A bare number
@@ -29,7 +29,7 @@ UNITS = {"": 1, "K": KIB, "M": MIB, "G": GIB, "T": TIB}
 
 MIN_BUDGET = 256 * MIB
 MAX_BUDGET_FACTOR = 4  # more than RAM is allowed (swap, compression); 4x RAM is surely a typo
-MACOS_FRACTION = 0.75  # Metal's recommended working set, which mlx_lm wires (see §8)
+MACOS_FRACTION = 0.75  # Metal's recommended working set, which mlx_lm wires (docs/architecture.md §9)
 LINUX_OS_RESERVE = 2 * GIB  # left to the OS and desktop on Linux, or 10 % of RAM if more
 LINUX_OS_FRACTION = 0.10
 

@@ -76,6 +76,7 @@ class ManagedServer:
     on_demand = binding.BindableProperty()
     kind = binding.BindableProperty()
     upstream_model = binding.BindableProperty()
+    note = binding.BindableProperty()  # why it stopped when nobody asked ("Stopped to make room for X")
 
     def __init__(
         self,
@@ -94,6 +95,7 @@ class ManagedServer:
         self.port: int | None = None
         self.error: str | None = None
         self.on_demand = False
+        self.note: str | None = None
         self.metrics = ServerMetrics()
         self.last_used = time.monotonic()  # plain attributes: written per request, bound by nobody
         self.active_requests = 0

@@ -37,6 +37,7 @@ EDITABLE_FIELDS = (
     "draft_model",
     "autostart",
     "idle_ttl",
+    "pinned",
 )
 # What mlx_vlm.server has no flag for: the form can grey these out for vision profiles.
 VLM_IGNORED_FIELDS = frozenset({"temperature", "top_p", "prompt_cache_size"})
@@ -76,6 +77,7 @@ class FieldChecker:
             "chat_template_args": self._template_args(),
             "draft_model": self._text("draft_model", required=False),
             "autostart": self._bool("autostart"),
+            "pinned": self._bool("pinned"),
         }
         for name, (low, high, low_ok) in _FLOAT_RANGES.items():
             clean[name] = self._float(name, low, high, low_ok)

@@ -60,6 +60,7 @@ class Profile:
     chat_template_args: dict[str, Any] = field(default_factory=dict)
     draft_model: str | None = None
     autostart: bool = False
+    pinned: bool = False  # "keep loaded": never stopped to make room for another model
     idle_ttl: int | None = None
     id: int | None = None
     run_pid: int | None = None

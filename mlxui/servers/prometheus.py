@@ -31,6 +31,8 @@ _SERIES = [
     ("mlxui_server_cpu_percent", "gauge", "CPU use of the server's process tree (100 = one core).", "cpu_percent"),
     ("mlxui_server_gpu_utilization_percent", "gauge", "GPU utilization while the server runs.", "gpu_util"),
     ("mlxui_server_gpu_memory_bytes", "gauge", "GPU memory used by the server's processes.", "gpu_mem_bytes"),
+    ("mlxui_server_evictions_total", "counter", "Times stopped to make room for another model.", "evictions"),
+    ("mlxui_server_memory_planned_bytes", "gauge", "Memory the scheduler reserves for the running server.", "reserved_bytes"),
     ("mlxui_server_uptime_seconds", "gauge", "Seconds since the server process started.", "uptime_s"),
 ]  # fmt: skip
 

@@ -31,7 +31,9 @@ class ServerSettings(SettingsGroup):
     max_running: int | None = None  # least-recently-used idle servers stop beyond this many
     default_idle_ttl: int | None = None  # seconds; new profiles get it unless they say otherwise
     gateway_key: str | None = None  # when set, /v1/* needs "Authorization: Bearer <key>"
-    memory_budget: int | None = None  # bytes the servers may plan to use; None: the default (§8)
+    memory_budget: int | None = (
+        None  # bytes the servers may plan to use; None: the default (docs/architecture.md §9)
+    )
 
     def check(self, field: str, value: Any) -> Any:
         if field == "on_quit":

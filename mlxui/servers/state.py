@@ -69,6 +69,8 @@ class ServerMetrics:
     prompt_tokens_total: int = 0  # since this server run started (continues across re-adoption)
     completion_tokens_total: int = 0
     requests: int = 0
+    evictions: int = 0  # times it was stopped to make room for another model (this mlxui session)
+    reserved_bytes: int | None = None  # its memory plan while it runs (servers/plans.py)
     last_error: str | None = None
     uptime_s: float | None = None
     tick: int = 0  # +1 per sample: charts bind to it and redraw from `history`, no timer of their own
@@ -84,7 +86,7 @@ class ServerMetrics:
     def clear_live(self) -> None:
         """Forget what describes a running process (the server stopped); totals are kept."""
         self.rss_bytes = self.cpu_percent = self.gpu_util = self.gpu_mem_bytes = None
-        self.uptime_s = None
+        self.uptime_s = self.reserved_bytes = None
         self.tokens_per_s = 0.0
 
     def reset_totals(self) -> None:
@@ -99,12 +101,13 @@ class ServerEvent:
 
     kind "added"/"removed": the list of servers changed (rebuild it); "state": `server.state`
     changed from `previous` (bound fields already update themselves; this is for lists that
-    group servers by state).
+    group servers by state); "evicted": it was stopped to make room for another model (`note`).
     """
 
-    kind: Literal["added", "removed", "state"]
+    kind: Literal["added", "removed", "state", "evicted"]
     server: ManagedServer
     previous: ServerState | None = None
+    note: str | None = None  # "evicted": the sentence to show ("Stopped to make room for X")
 
 
 class UnknownProfile(KeyError):

@@ -26,12 +26,16 @@ from mlxui.servers.catalog import LocalCatalog
 from mlxui.servers.events import EventHub, Listener
 from mlxui.servers.fleet import plan_fleet
 from mlxui.servers.gpu import GpuSampler, detect_gpu_sampler
-from mlxui.servers.keep_alive import idle_limit, over_idle_limit
+from mlxui.servers.housekeeping import Housekeeper
+from mlxui.servers.memory_budget import effective_budget
 from mlxui.servers.metrics import MetricsSampler
+from mlxui.servers.model_defaults import display_name
 from mlxui.servers.names import find_server, known_names
+from mlxui.servers.plans import MemoryPlans
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.profiles import Profile, ProfileBook
 from mlxui.servers.runs import KEPT_RUNS_SETTING, kept_counters, model_run_records, readopt, save_run_record
+from mlxui.servers.scheduler import MemoryScheduler
 from mlxui.servers.settings import ServerSettings
 from mlxui.servers.state import RUNNING_STATES, ServerEvent, ServerState, UnknownProfile
 
@@ -65,9 +69,16 @@ class Supervisor:
         self.catalog = LocalCatalog(config.hf_cache)  # the local models, as of the last scan
         self.sampler = MetricsSampler(detect_gpu_sampler() if gpu is _AUTO_GPU else gpu)
         self.events = EventHub()
+        self.housekeeper = Housekeeper(self, sampler_interval)
+        self.plans = MemoryPlans(self.local_entry)
+        self.scheduler = MemoryScheduler(
+            servers=lambda: self.servers.values(), plans=self.plans, budget=lambda: self.memory_budget(),
+            max_running=lambda: self.settings.max_running, evict=self._evict,
+            pressure=lambda: self.housekeeper.pressure,
+        )  # fmt: skip
         self._starts: dict[ManagedServer, asyncio.Task[ManagedServer]] = {}
         self._locks: dict[ManagedServer, asyncio.Lock] = {}
-        self._db_lock = asyncio.Lock()  # run-record writes land in the order of the transitions
+        self.db_lock = asyncio.Lock()  # run-record writes land in the order of the transitions
         self._sync_lock = asyncio.Lock()  # one fleet rebuild at a time
         self._saved_model_runs: dict[str, dict[str, Any]] = {}  # read once at start-up
         self._sampler_task: asyncio.Task[None] | None = None
@@ -85,6 +96,7 @@ class Supervisor:
         self.config.logs_dir.mkdir(parents=True, exist_ok=True)
         self.config.hf_cache.mkdir(parents=True, exist_ok=True)  # /v1/models fails without it
         await self.settings.load()
+        await self.plans.load()
         kept: dict[str, dict[str, Any]] = await get_setting(KEPT_RUNS_SETTING, None) or {}
         if kept:
             await set_setting(KEPT_RUNS_SETTING, {})
@@ -98,7 +110,7 @@ class Supervisor:
             if profile.autostart and self.servers[profile.name].state == ServerState.STOPPED:
                 self._begin_start(self.servers[profile.name], on_demand=False)
         self._sampler_task = asyncio.get_running_loop().create_task(
-            self._sample_loop(), name="server metrics"
+            self.housekeeper.run(), name="server metrics"
         )
 
     async def shut_down(self, stop_servers: bool | None = None) -> None:
@@ -156,6 +168,10 @@ class Supervisor:
             if every_model or not server.profile.implicit or server.state != ServerState.STOPPED
         ]
 
+    def memory_budget(self) -> int:
+        """Bytes all running servers may plan to hold together (docs/architecture.md §9)."""
+        return effective_budget(self.settings, self.config)[0]
+
     def local_entry(self, server: ManagedServer) -> LocalEntry | None:
         """The local model a server runs, as of the last refresh (capabilities, memory plan)."""
         return self.catalog.entries.get(server.profile.model)
@@ -177,15 +193,17 @@ class Supervisor:
             server = self.find_by_model(model)
         return server
 
-    async def start(self, name: str, *, on_demand: bool = False) -> ManagedServer:
-        """Start `name` and return it once READY; raises ServerError (with the log tail) on failure.
-        A user's start also resets the crash loop guard (crash_guard.py)."""
+    async def start(self, name: str, *, on_demand: bool = False, force: bool = False) -> ManagedServer:
+        """Start `name` and return it once READY; raises ServerError (with the log tail) on failure,
+        AdmissionRefused when it cannot fit the memory budget (`force`: start it anyway). A user's
+        start also resets the crash loop guard (crash_guard.py)."""
         server = self._require(name)
         server.crash_guard.reset()
         if server.state == ServerState.READY:
             server.on_demand = server.on_demand and on_demand  # a user's start makes it stay
             return server
-        return await _shared(self._starts.get(server) or self._begin_start(server, on_demand), None)
+        task = self._starts.get(server) or self._begin_start(server, on_demand, force=force)
+        return await _shared(task, None)
 
     async def ensure_ready(self, name: str, timeout: float | None = None) -> ManagedServer:
         """For the gateway: READY now, or started on demand (one start shared by all callers).
@@ -262,7 +280,7 @@ class Supervisor:
 
     async def _hand_over(self, server: ManagedServer) -> None:
         """A running implicit server now belongs to a profile: move its run record there."""
-        async with self._db_lock:
+        async with self.db_lock:
             await save_run_record(dataclasses.replace(server.profile, implicit=True), None)
             await save_run_record(server.profile, server if server.pid is not None else None)
 
@@ -282,9 +300,11 @@ class Supervisor:
     def _lock(self, server: ManagedServer) -> asyncio.Lock:
         return self._locks.setdefault(server, asyncio.Lock())
 
-    def _begin_start(self, server: ManagedServer, on_demand: bool) -> asyncio.Task[ManagedServer]:
+    def _begin_start(
+        self, server: ManagedServer, on_demand: bool, *, force: bool = False
+    ) -> asyncio.Task[ManagedServer]:
         task = asyncio.get_running_loop().create_task(
-            self._run_start(server, on_demand), name=f"start {server.name}"
+            self._run_start(server, on_demand, force), name=f"start {server.name}"
         )
         self._starts[server] = task
 
@@ -297,37 +317,29 @@ class Supervisor:
         task.add_done_callback(finished)
         return task
 
-    async def _run_start(self, server: ManagedServer, on_demand: bool) -> ManagedServer:
+    async def _run_start(self, server: ManagedServer, on_demand: bool, force: bool) -> ManagedServer:
         async with self._lock(server):
             if server.state == ServerState.READY:
                 return server
             server.on_demand = on_demand
-            await self._make_room(server)
+            server.note = None
+            await self.scheduler.admit(server, force=force)  # may stop idle servers, or wait its turn
             await server.launch(self.ready_timeout)
             server.touch()
             return server
 
-    async def _make_room(self, server: ManagedServer) -> None:
-        """With `max_running` set, stop least-recently-used idle servers until `server` fits."""
-        while limit := self.settings.max_running:
-            running = [s for s in self.servers.values() if s is not server and s.state in RUNNING_STATES]
-            if len(running) < limit:
-                return
-            now = time.monotonic()
-            idle = [s for s in running if s.state == ServerState.READY and _idle_for(s, now) >= LRU_GRACE_S]
-            if not idle:
-                logger.warning(
-                    "%d servers run (limit %d), none idle: starting %s anyway",
-                    len(running),
-                    limit,
-                    server.name,
-                )
-                return
-            victim = min(idle, key=lambda s: s.last_used)
-            logger.info(
-                "stopping %s, the least recently used server, to make room for %s", victim.name, server.name
-            )
-            await asyncio.shield(self.stop(victim.name))  # a cancelled start must not leave it half-stopped
+    async def _evict(self, victim: ManagedServer, newcomer: ManagedServer) -> None:
+        """Stop an idle server to make room (the scheduler chose it); say so everywhere."""
+        note = f"Stopped to make room for {display_name(newcomer.profile)}"
+        logger.info(
+            "stopping %s, the least recently used idle server, to make room for %s",
+            victim.name,
+            newcomer.name,
+        )
+        await asyncio.shield(self.stop(victim.name))  # a cancelled start must not leave it half-stopped
+        victim.note = note
+        victim.metrics.evictions += 1
+        self.events.emit(ServerEvent("evicted", victim, note=note))
 
     async def _adopt_or_clear(self, profile: Profile, kept: dict[str, Any]) -> None:
         server = self.servers[profile.name]
@@ -343,34 +355,18 @@ class Supervisor:
             self.events.spawn(self._write_run(server.profile, server))
         elif server.state in _ENDED and previous not in _ENDED:  # (ended -> STOPPED: cleared already)
             self.events.spawn(self._write_run(server.profile, None))
+            record = self.plans.end_run(
+                server, completed=previous in (ServerState.READY, ServerState.STOPPING)
+            )
+            if record is not None:
+                self.events.spawn(self.housekeeper.save_plan(record))
+        if server.state not in (ServerState.STARTING, ServerState.LOADING):
+            self.scheduler.notify()  # a server that stopped, failed or got ready may make room
         self.events.emit(ServerEvent("state", server, previous))
 
     async def _write_run(self, profile: Profile, server: ManagedServer | None) -> None:
-        async with self._db_lock:
+        async with self.db_lock:
             await save_run_record(profile, server)
-
-    async def _sample_loop(self) -> None:
-        while True:
-            started = time.monotonic()
-            try:
-                await self.sampler.sample(list(self.servers.values()))
-            except Exception:  # a metrics glitch must not end sampling for the rest of the session
-                logger.exception("sampling server metrics failed")
-            self._stop_idle()
-            await asyncio.sleep(max(0.05, self.sampler_interval - (time.monotonic() - started)))
-
-    def _stop_idle(self) -> None:
-        """Stop servers idle past their limit: a request's keep_alive, else idle_ttl (keep_alive.py)."""
-        now = time.monotonic()
-        for server in self.servers.values():
-            if over_idle_limit(server, _idle_for(server, now)):
-                self.events.spawn(self._stop_if_idle(server))
-
-    async def _stop_if_idle(self, server: ManagedServer) -> None:
-        # Checked again when the task runs: a request may have arrived (or changed keep_alive) since.
-        if over_idle_limit(server, _idle_for(server, time.monotonic())):
-            logger.info("server %s: unused for over %g s; stopping it", server.name, idle_limit(server))
-            await self.stop(server.name)
 
 
 async def _shared(task: asyncio.Task[ManagedServer], timeout: float | None) -> ManagedServer:
@@ -383,8 +379,3 @@ async def _shared(task: asyncio.Task[ManagedServer], timeout: float | None) -> M
         if task.cancelled() and not (me is not None and me.cancelling()):
             raise ServerError("The server was stopped while it was starting.") from None
         raise
-
-
-def _idle_for(server: ManagedServer, now: float) -> float:
-    """Seconds since the server was last used; 0 while a request is in flight."""
-    return 0.0 if server.active_requests else now - server.last_used

@@ -87,7 +87,10 @@ class ProfileEditor(ui.dialog):
                     "hint-chat_template_args",
                 )
                 self.thinking_args_hint.bind_visibility_from(self.thinking, "visible")
-            self.fields["autostart"] = testid(ui.switch("Start with mlxui"), "profile-autostart")
+            with ui.row().classes("gap-4"):
+                self.fields["autostart"] = testid(ui.switch("Start with mlxui"), "profile-autostart")
+                self.fields["pinned"] = testid(ui.switch("Keep loaded"), "profile-pinned")
+                self.fields["pinned"].tooltip("Never stopped to make room for another model")
             self.form_error = testid(ui.label().classes("text-sm text-negative"), "profile-error")
             with ui.row().classes("w-full justify-end"):
                 ui.button("Cancel", on_click=self.close).props("flat")
@@ -117,6 +120,7 @@ class ProfileEditor(ui.dialog):
             element.error = None
         self._filling = False
         self.fields["autostart"].value = bool(values.get("autostart"))
+        self.fields["pinned"].value = bool(values.get("pinned"))
         self.thinking.value = bool((values.get("chat_template_args") or {}).get("enable_thinking", True))
         self._model_changed()
         self.form_error.text = ""
@@ -125,6 +129,7 @@ class ProfileEditor(ui.dialog):
     async def save(self) -> None:
         values = {name: _clean(element.value) for name, element in self.fields.items()}
         values["autostart"] = bool(self.fields["autostart"].value)
+        values["pinned"] = bool(self.fields["pinned"].value)
         args = dict(self.original.chat_template_args) if self.original else {}
         if self.thinking.visible:
             args["enable_thinking"] = bool(self.thinking.value)
