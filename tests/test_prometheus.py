@@ -60,7 +60,7 @@ async def test_text_format_per_profile(fleet: SimpleNamespace) -> None:
     assert 'mlxui_server_state{profile="we\\"ird\\\\na\\nme",state="failed"} 1.0' in lines
 
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
-    assert [f.type for f in families.values()].count("counter") == 3
+    assert [f.type for f in families.values()].count("counter") == 4  # requests, tokens x2, evictions
     samples = {
         (s.name, s.labels["profile"], s.labels.get("state")): s.value
         for family in families.values()
@@ -77,6 +77,7 @@ async def test_text_format_per_profile(fleet: SimpleNamespace) -> None:
     assert samples[("mlxui_server_completion_tokens_total", "plain", None)] == 42
     assert samples[("mlxui_server_memory_rss_bytes", "plain", None)] == 1_621_442_560
     assert samples[("mlxui_server_uptime_seconds", "plain", None)] == 3.25
+    assert samples[("mlxui_server_evictions_total", "plain", None)] == 0
     assert ("mlxui_server_memory_rss_bytes", ODD, None) not in samples  # not running: no fake 0
     assert not any(name == "mlxui_server_gpu_memory_bytes" for name, _, _ in samples)  # no GPU: a gap
 
