@@ -40,6 +40,7 @@ MODULES = {
     "bench_gateway": "gateway",
     "bench_app": "app",
     "bench_chat": "chat",
+    "bench_sched": "sched",
 }
 
 Bench = Callable[[], list[dict]]
