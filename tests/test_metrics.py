@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import importlib.util
 import shutil
+import subprocess
 import sys
 import time
 import types
@@ -12,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from mlxui.config import Config
@@ -25,6 +28,7 @@ from mlxui.servers.gpu import (
     nvml_sampler,
     parse_ioreg,
 )
+from mlxui.servers.metrics import MetricsSampler
 from mlxui.servers.state import HISTORY_SERIES
 from mlxui.servers.supervisor import ManagedServer, Supervisor
 from tests.harness.fixtures_models import HubCache
@@ -187,3 +191,34 @@ async def test_sampler_reports_memory_cpu_uptime_and_tokens_for_the_real_process
 
     await sup.stop("endless")
     assert (m.rss_bytes, m.cpu_percent, m.uptime_s) == (None, None, None)
+
+
+# --- what a process holds: the macOS footprint where the OS has one ------------------------------
+
+
+def test_the_footprint_reader_exists_only_on_macos() -> None:
+    from mlxui.servers.footprint import RusageInfoV0, footprint_reader
+
+    assert footprint_reader("linux") is None
+    # struct rusage_info_v0: a 16-byte uuid and ten 64-bit counters, phys_footprint the eighth
+    assert ctypes.sizeof(RusageInfoV0) == 16 + 10 * 8
+    assert RusageInfoV0.ri_phys_footprint.offset == 16 + 7 * 8
+
+
+def test_the_sampler_counts_the_footprint_instead_of_rss_when_it_has_one() -> None:
+    """On macOS a server's Metal buffers are in its footprint, not its RSS: the tree's memory must
+    be the sum of footprints (falling back to RSS for a process the reader cannot read)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        me = psutil.Process()
+        readings = {me.pid: 7_000_000_000}  # as if this process held 7 GB of Metal buffers
+        sampler = MetricsSampler(None, footprint=readings.get)
+        key = (me.pid, me.create_time())
+        trees, _ = sampler._measure({"me": key})
+        own_children = sum(p.memory_info().rss for p in me.children(recursive=True))
+        assert own_children > 0
+        assert trees["me"].rss_bytes == pytest.approx(7_000_000_000 + own_children, abs=own_children // 2)
+        assert MetricsSampler(None, footprint=None)._measure({"me": key})[0]["me"].rss_bytes < 7_000_000_000
+    finally:
+        child.kill()
+        child.wait()

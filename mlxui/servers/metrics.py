@@ -13,9 +13,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
+from mlxui.servers.footprint import Footprint, footprint_reader
 from mlxui.servers.gpu import GpuReading, GpuSampler
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.state import ServerState
@@ -23,6 +25,7 @@ from mlxui.servers.state import ServerState
 log = logging.getLogger(__name__)
 _MEASURED_STATES = (ServerState.LOADING, ServerState.READY)
 _ProcKey = tuple[int, float]  # (pid, create_time)
+_AUTO: Any = object()
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,11 @@ class TreeReading:
 class MetricsSampler:
     """Holds the Process objects between ticks; not thread-safe (one tick at a time)."""
 
-    def __init__(self, gpu: GpuSampler | None) -> None:
+    def __init__(self, gpu: GpuSampler | None, footprint: Footprint | None = _AUTO) -> None:
+        """`footprint` reads a process's memory better than RSS where the OS can (macOS:
+        footprint.py); None keeps RSS."""
         self.gpu = gpu
+        self.footprint = footprint_reader() if footprint is _AUTO else footprint
         self.gpu_reading: GpuReading | None = None  # the whole machine, for a header tile
         self._procs: dict[_ProcKey, psutil.Process] = {}
         self._primed: set[_ProcKey] = set()
@@ -118,7 +124,8 @@ class MetricsSampler:
         for key, proc in members:
             try:
                 with proc.oneshot():
-                    rss += proc.memory_info().rss
+                    held = self.footprint(proc.pid) if self.footprint is not None else None
+                    rss += held if held is not None else proc.memory_info().rss
                     percent = proc.cpu_percent(None)
             except psutil.Error as exc:
                 log.debug("process %s exited between listing and reading: %s", key[0], exc)
