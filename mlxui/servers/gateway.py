@@ -8,9 +8,8 @@ machine (docs/architecture.md §5); `relay.py` holds the per-chunk loop.
 
 from __future__ import annotations
 
-import difflib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,8 +18,9 @@ from mlxui.access import bearer_ok
 from mlxui.security import HostOriginGuard, HostPolicy
 from mlxui.servers import prometheus
 from mlxui.servers.keep_alive import KeepAliveError, parse_keep_alive
+from mlxui.servers.model_calls import CallError, ready_server, unknown_model
 from mlxui.servers.names import aliases
-from mlxui.servers.process import ManagedServer, ServerError
+from mlxui.servers.process import ManagedServer
 from mlxui.servers.relay import (
     ASGIApp,
     Receive,
@@ -31,16 +31,13 @@ from mlxui.servers.relay import (
     send_error,
     send_json,
 )
-from mlxui.servers.scheduler import AdmissionRefused, AdmissionTimeout
-from mlxui.servers.state import RUNNING_STATES, ServerState, UnknownProfile
+from mlxui.servers.state import RUNNING_STATES
 from mlxui.servers.supervisor import Supervisor
 from mlxui.servers.upstream import UpstreamError, UpstreamExchange
 
 MAX_BODY_BYTES = 50 * 1024 * 1024  # images travel as data URLs inside the JSON
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
-RETRY_LOADING_S = 5
 LIST_REFRESH_S = 2.0  # GET /v1/models rescans the local models at most this often
-RETRY_FAILED_S = 30
 
 
 class Gateway:
@@ -78,7 +75,7 @@ class Gateway:
             asked = path.removeprefix("/v1/models/")
             server = await self.supervisor.lookup(asked)
             if server is None:
-                await _unknown_model(send, asked, self.supervisor.model_names())
+                await send_call_error(send, unknown_model(self.supervisor, asked))
             else:
                 await send_json(send, 200, self._model_card(server))
         else:
@@ -129,7 +126,7 @@ class Gateway:
             return
         server = await self.supervisor.lookup(asked)
         if server is None:
-            await _unknown_model(send, asked, self.supervisor.model_names())
+            await send_call_error(send, unknown_model(self.supervisor, asked))
             return
         with server.in_use():  # busy from here on: never stopped to make room, or as idle, mid-answer
             ready = await self._ready(server, send)
@@ -174,41 +171,11 @@ class Gateway:
 
     async def _ready(self, server: ManagedServer, send: Send) -> ManagedServer | None:
         """The server once ready (started on demand), or None after telling the client why not."""
-        if server.state == ServerState.READY and server.base_url:
-            return server
         try:
-            # One start shared by all callers (a crashed one restarts, crash_guard.py); a recent
-            # failure is re-raised, not retried.
-            server = await self.supervisor.ensure_ready(server.name)
-        except UnknownProfile:  # deleted while we waited
-            await _unknown_model(send, server.name)
+            return await ready_server(self.supervisor, server)
+        except CallError as exc:
+            await send_call_error(send, exc)
             return None
-        except TimeoutError:
-            await send_error(
-                send,
-                503,
-                f"Model {server.name!r} is still loading; try again shortly.",
-                "server_error",
-                "model_loading",
-                retry_after=RETRY_LOADING_S,
-            )
-            return None
-        except AdmissionRefused as exc:  # it can never fit as things are: retrying will not help
-            await send_error(send, 503, str(exc), "server_error", "insufficient_memory")
-            return None
-        except AdmissionTimeout as exc:
-            await send_error(send, 503, str(exc), "server_error", "memory_busy", retry_after=RETRY_LOADING_S)
-            return None
-        except ServerError as exc:
-            if server.crash_guard.tripped:  # down until a user starts it: no Retry-After
-                await send_error(send, 503, str(exc), "server_error", "model_crashed")
-            else:
-                await _unavailable(send, server, RETRY_FAILED_S, "model_failed")
-            return None
-        if server.state != ServerState.READY or not server.base_url:  # stopped again meanwhile
-            await _unavailable(send, server, RETRY_LOADING_S, "model_unavailable")
-            return None
-        return server
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         too_big = f"Request body is larger than {self.max_body_bytes // (1024 * 1024)} MB."
@@ -271,18 +238,6 @@ class Gateway:
         }
 
 
-async def _unknown_model(send: Send, model: str, known: Iterable[str] = ()) -> None:
-    close = difflib.get_close_matches(model, list(known), n=3, cutoff=0.6)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    await send_error(
-        send,
-        404,
-        f"No model or profile named {model!r}.{hint} GET /v1/models lists them.",
-        "invalid_request_error",
-        "model_not_found",
-    )
-
-
 def _keep_alive(value: object) -> float | None:
     """A request's `keep_alive` in seconds (None: not given, JSON null included)."""
     return None if value is None else parse_keep_alive(value)
@@ -295,18 +250,6 @@ def _renames(upstream_model: str, asked: str) -> tuple[tuple[bytes, bytes], ...]
         return ()
     old, new = json.dumps(upstream_model).encode(), json.dumps(asked).encode()
     return ((b'"model": ' + old, b'"model": ' + new), (b'"model":' + old, b'"model":' + new))
-
-
-async def _unavailable(send: Send, server: ManagedServer, retry_after: int, code: str) -> None:
-    reason = f": {server.error}" if server.error else ""
-    await send_error(
-        send,
-        503,
-        f"Model {server.name!r} is {server.state}{reason}",
-        "server_error",
-        code,
-        retry_after=retry_after,
-    )
 
 
 class GatewayMiddleware:
@@ -379,3 +322,9 @@ def _keep_gateway_first(app: FastAPI) -> None:
 
     build_with_gateway_first.keeps_gateway_first = True  # type: ignore[attr-defined]
     app.build_middleware_stack = build_with_gateway_first  # type: ignore[method-assign]
+
+
+async def send_call_error(send: Send, exc: CallError) -> None:
+    """A `CallError` in OpenAI's error shape."""
+    kind = "server_error" if exc.status >= 500 else "invalid_request_error"
+    await send_error(send, exc.status, exc.message, kind, exc.code, retry_after=exc.retry_after)
