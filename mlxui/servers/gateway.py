@@ -231,7 +231,8 @@ class Gateway:
                 "quant_bits": caps.quant_bits if caps else None,
             },
             "memory": {
-                "planned_bytes": entry.estimate.total_bytes if entry is not None else None,
+                "planned_bytes": self.supervisor.plans.plan(server),  # measured once it ran (plans.py)
+                "estimate_bytes": entry.estimate.total_bytes if entry is not None else None,
                 "fit": entry.fit if entry is not None else None,
                 "rss_bytes": server.metrics.rss_bytes if server.state in RUNNING_STATES else None,
             },
