@@ -27,7 +27,7 @@ from tests.test_gateway import GatewayApp
 
 pytestmark = pytest.mark.slow
 
-PLAN = 10**9  # 1 GB: more than any of these tiny servers uses
+PLAN = 1024**3  # 1 GB (binary, as the budget reads): more than any of these tiny servers uses
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -132,7 +132,7 @@ def test_a_model_larger_than_the_budget_is_refused_in_words(gw: GatewayApp, budg
         ask(gw, "a")
     assert caught.value.status_code == 503
     assert caught.value.body["message"] == (
-        "a needs ~1.0 GB, and the memory budget is 500.0 MB: lower its context or raise the budget in Settings."
+        "a needs ~1 GB, and the memory budget is 512 MB: lower its context or raise the budget in Settings."
     )
     assert state(gw, "a") == ServerState.STOPPED, "nothing was spawned"
 

@@ -1,5 +1,6 @@
 """The supervisor's 1 Hz tick: sample every server's metrics, read the system's memory pressure,
-let running servers teach their memory plans, and stop servers idle past their limit."""
+let running servers teach their memory plans, publish the fleet's memory (`Supervisor.memory`),
+and stop servers idle past their limit."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mlxui.servers.keep_alive import idle_limit, over_idle_limit
+from mlxui.servers.memory_budget import effective_budget
+from mlxui.servers.model_defaults import display_name
 from mlxui.servers.pressure import MemoryPressure, read_pressure
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.state import RUNNING_STATES
@@ -33,6 +36,7 @@ class Housekeeper:
                 await sup.sampler.sample(list(sup.servers.values()))
                 self.pressure = await asyncio.to_thread(read_pressure)
                 self._learn_plans()
+                self._publish_memory()
             except Exception:  # a metrics glitch must not end sampling for the rest of the session
                 logger.exception("sampling server metrics failed")
             self._stop_idle()
@@ -47,6 +51,18 @@ class Housekeeper:
                 server.metrics.reserved_bytes = sup.plans.reserved(server)
                 if record is not None:
                     sup.events.spawn(self.save_plan(record))
+
+    def _publish_memory(self) -> None:
+        """Write the fleet's memory once per tick; bound fields send only what changed."""
+        sup, memory, pressure = self.supervisor, self.supervisor.memory, self.pressure
+        memory.budget_bytes = sup.memory_budget()  # the scheduler's budget (tests may replace it)
+        memory.budget_source = effective_budget(sup.settings, sup.config)[1]
+        memory.planned_bytes = sup.scheduler.planned_bytes()
+        running = [s for s in sup.servers.values() if s.state in RUNNING_STATES]
+        memory.used_bytes = sum(s.metrics.rss_bytes or 0 for s in running)
+        memory.pressure_level = pressure.level if pressure is not None else "normal"
+        memory.pressure_reason = pressure.reason if pressure is not None else ""
+        memory.waiting = waiting_sentence(sup.scheduler.waiting)
 
     async def save_plan(self, record: dict[str, Any]) -> None:
         async with self.supervisor.db_lock:
@@ -64,6 +80,15 @@ class Housekeeper:
         if over_idle_limit(server, idle_for(server, time.monotonic())):
             logger.info("server %s: unused for over %g s; stopping it", server.name, idle_limit(server))
             await self.supervisor.stop(server.name)
+
+
+def waiting_sentence(waiting: dict[ManagedServer, str]) -> str:
+    """The first start waiting for memory, and why, in one sentence ("" when none waits)."""
+    if not waiting:
+        return ""
+    server, reason = next(iter(waiting.items()))
+    more = f" ({len(waiting) - 1} more waiting)" if len(waiting) > 1 else ""
+    return f"Starting {display_name(server.profile)}: {reason.rstrip('.')}{more}."
 
 
 def idle_for(server: ManagedServer, now: float) -> float:

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
-from mlxui.format import human_bytes
+from mlxui.servers.memory_budget import format_size  # binary, as the budget is typed (§9)
 from mlxui.servers.model_defaults import display_name
 from mlxui.servers.plans import MemoryPlans
 from mlxui.servers.process import ManagedServer, ServerError
@@ -91,8 +91,8 @@ class MemoryScheduler:
         need, budget = self.plans.plan(server), self.budget()
         if need > budget and not force:
             raise AdmissionRefused(
-                f"{display_name(server.profile)} needs ~{human_bytes(need)}, and the memory budget is "
-                f"{human_bytes(budget)}: lower its context or raise the budget in Settings."
+                f"{display_name(server.profile)} needs ~{format_size(need)}, and the memory budget is "
+                f"{format_size(budget)}: lower its context or raise the budget in Settings."
             )
         ticket = object()
         self._queue.append(ticket)
@@ -150,15 +150,15 @@ class MemoryScheduler:
         if not busy and not short:
             pinned = ", ".join(display_name(s.profile) for s in running)
             raise AdmissionRefused(
-                f"{display_name(server.profile)} needs ~{human_bytes(need)}; {human_bytes(held)} of the "
-                f"{human_bytes(budget)} budget is held by {pinned}, kept loaded (pinned): unpin it or "
+                f"{display_name(server.profile)} needs ~{format_size(need)}; {format_size(held)} of the "
+                f"{format_size(budget)} budget is held by {pinned}, kept loaded (pinned): unpin it or "
                 "raise the budget in Settings."
             )
         if short and not too_big and not too_many:
             assert pressure is not None
             return pressure.reason
         names = ", ".join(display_name(s.profile) for s in busy) or "the running servers"
-        return f"waiting for {names} to finish (memory budget {human_bytes(budget)})"
+        return f"waiting for {names} to finish (memory budget {format_size(budget)})"
 
 
 def _pinned(server: ManagedServer) -> bool:

@@ -46,6 +46,7 @@ def _history() -> dict[str, deque[tuple[float, float | None]]]:
 @binding.bindable_dataclass(
     bindable_fields=[
         "rss_bytes",
+        "reserved_bytes",
         "cpu_percent",
         "gpu_util",
         "gpu_mem_bytes",
@@ -93,6 +94,20 @@ class ServerMetrics:
         """A new run starts counting from zero."""
         self.prompt_tokens_total = self.completion_tokens_total = self.requests = 0
         self.last_error = None
+
+
+@binding.bindable_dataclass
+class MemoryState:
+    """The fleet's memory at the last sampler tick (`Housekeeper` writes it once per tick;
+    `Supervisor.memory`): the footer and the Servers page bind to it (docs/architecture.md §8, §9)."""
+
+    budget_bytes: int = 0  # the budget in force (memory_budget.effective_budget)
+    budget_source: str = ""  # "environment", "setting" or "default: …"
+    planned_bytes: int = 0  # the running servers' plans (or their use, where higher)
+    used_bytes: int = 0  # what the running servers' process trees use now
+    pressure_level: str = "normal"  # "normal" | "warn" | "critical" (servers/pressure.py)
+    pressure_reason: str = ""  # one sentence ("The system is short of memory (…).")
+    waiting: str = ""  # a start waiting for memory, in one sentence; "" when none waits
 
 
 @dataclass(frozen=True)

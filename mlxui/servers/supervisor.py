@@ -37,7 +37,7 @@ from mlxui.servers.profiles import Profile, ProfileBook
 from mlxui.servers.runs import KEPT_RUNS_SETTING, kept_counters, model_run_records, readopt, save_run_record
 from mlxui.servers.scheduler import MemoryScheduler
 from mlxui.servers.settings import ServerSettings
-from mlxui.servers.state import RUNNING_STATES, ServerEvent, ServerState, UnknownProfile
+from mlxui.servers.state import RUNNING_STATES, MemoryState, ServerEvent, ServerState, UnknownProfile
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class Supervisor:
         self.sampler = MetricsSampler(detect_gpu_sampler() if gpu is _AUTO_GPU else gpu)
         self.events = EventHub()
         self.housekeeper = Housekeeper(self, sampler_interval)
+        self.memory = MemoryState()  # budget, planned, used, pressure, waiting: the housekeeper's tick
         self.plans = MemoryPlans(self.local_entry)
         self.scheduler = MemoryScheduler(
             servers=lambda: self.servers.values(), plans=self.plans, budget=lambda: self.memory_budget(),

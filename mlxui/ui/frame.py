@@ -11,6 +11,8 @@ from nicegui import ui
 from mlxui import __version__
 from mlxui.system.backend import detect_backend
 from mlxui.ui.components.download_notice import announce_finished_downloads
+from mlxui.ui.components.eviction_notice import announce_evictions
+from mlxui.ui.components.memory_status import MemoryStatus
 from mlxui.ui.testid import testid
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ def frame(services: Services, current: str) -> Iterator[ui.column]:
     ui.dark_mode().bind_value_from(services.appearance, "dark")
     ui.colors(primary="#7c5cff")
     announce_finished_downloads(services.downloads)
+    announce_evictions(services.supervisor)
     with ui.header().classes(
         "items-center gap-2 px-4 py-2 bg-slate-900 text-white no-wrap max-sm:px-2 max-sm:gap-0"
     ):
@@ -51,6 +54,8 @@ def frame(services: Services, current: str) -> Iterator[ui.column]:
         testid(ui.label(f"mlxui {__version__}"), "footer-version")
         ui.label("·")
         testid(ui.label(f"MLX backend: {detect_backend()}"), "footer-backend")
+        ui.label("·")
+        MemoryStatus(services.supervisor.memory)
         ui.space()
         ui.label(services.config.base_url)
     with ui.column().classes("w-full max-w-6xl mx-auto p-4 gap-4") as content:

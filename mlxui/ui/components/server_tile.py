@@ -8,12 +8,13 @@ from urllib.parse import quote
 
 from nicegui import ui
 
-from mlxui.format import human_bytes, human_count, human_duration
+from mlxui.format import human_count, human_duration
 from mlxui.servers.model_defaults import display_name
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.state import ServerState
 from mlxui.ui.components.sparkline import Sparkline
 from mlxui.ui.components.state_chip import StateChip
+from mlxui.ui.memory_text import memory_size
 from mlxui.ui.testid import testid
 
 Action = Callable[[ManagedServer], Awaitable[None] | None]
@@ -34,9 +35,20 @@ class ServerTile(ui.card):
                     ui.label(display_name(server.profile)).classes("text-base font-semibold truncate")
                     ui.label(server.profile.model).classes("text-xs text-slate-500 truncate")
                 ui.space()
+                if server.profile.pinned:
+                    keep = ui.chip("Keep loaded", icon="push_pin").props("dense square outline")
+                    testid(keep.classes("text-violet-700 dark:text-violet-300"), f"pinned-{server.name}")
+                    keep.tooltip("Never stopped to make room for another model")
                 testid(StateChip(server), f"state-{server.name}")
+            plan = testid(
+                ui.label().classes("text-xs text-slate-600 dark:text-slate-400"), f"plan-{server.name}"
+            )
+            for name in ("reserved_bytes", "rss_bytes"):  # the whole line from either number
+                plan.bind_text_from(m, name, lambda _: _plan(m))
+            plan.tooltip("Planned: the memory set aside for it (its measured peak, or the estimate before "
+                         "its first run). Using: what its processes use now.")  # fmt: skip
             with ui.grid(columns=3).classes("w-full gap-3"):
-                self._metric("Memory", m, "rss_bytes", human_bytes, "#7c5cff", lambda v: v / 1e6)
+                self._metric("Memory", m, "rss_bytes", memory_size, "#7c5cff", lambda v: v / 1e6)
                 self._metric(
                     "CPU", m, "cpu_percent", lambda v: "n/a" if v is None else f"{v:.0f} %", "#22c55e"
                 )
@@ -103,6 +115,11 @@ class ServerTile(ui.card):
             button.bind_enabled_from(
                 self.server, "state", lambda s: s in (ServerState.READY, ServerState.LOADING)
             )
+
+
+def _plan(m) -> str:
+    """ "planned 5.1 GB, using 4.8 GB" (binary sizes, as all memory numbers: memory_text.py)."""
+    return f"planned {memory_size(m.reserved_bytes)}, using {memory_size(m.rss_bytes)}"
 
 
 def _tokens(m) -> str:

@@ -16,9 +16,11 @@ from mlxui.hub.memory import fit_on_this_machine
 from mlxui.servers.model_defaults import display_name
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.profiles import Profile, ProfileError, resolve_model
+from mlxui.servers.scheduler import AdmissionRefused
 from mlxui.servers.state import RUNNING_STATES, ServerEvent
 from mlxui.ui.components.empty_state import EmptyState
 from mlxui.ui.components.log_viewer import LogViewer
+from mlxui.ui.components.memory_summary import MemorySummary
 from mlxui.ui.components.profile_editor import ProfileEditor
 from mlxui.ui.components.server_tile import ServerTile
 from mlxui.ui.components.state_chip import StateChip
@@ -51,7 +53,8 @@ class ServersPage:
             taken_names=lambda: self.supervisor.servers,
         )
         self.editor.default_ttl = self.supervisor.settings.default_idle_ttl
-        with frame(self.services, "/servers"):
+        with frame(self.services, "/servers") as content:
+            self.content = content  # dialogs opened by background starts go here
             with ui.row().classes("w-full items-center gap-2"):
                 testid(ui.label("Servers").classes("text-2xl font-semibold"), "page-title")
                 ui.space()
@@ -70,6 +73,7 @@ class ServersPage:
                         "profile-picker",
                     )
                     testid(ui.button("Start", icon="play_arrow", on_click=self._start_picked), "start-picked")
+            MemorySummary(self.supervisor.memory)
             ui.label("Running").classes("text-lg font-semibold")
             self.running = ui.element("div").classes("w-full grid grid-cols-1 lg:grid-cols-2 gap-3")
             ui.label("Stopped and failed").classes("text-lg font-semibold")
@@ -148,6 +152,11 @@ class ServersPage:
             )
             error.bind_text_from(server, "error", lambda e: (e or "")[-1500:])
             error.bind_visibility_from(server, "error", bool)
+            note = testid(
+                ui.label().classes("text-xs text-slate-600 dark:text-slate-400"), f"note-{server.name}"
+            )
+            note.bind_text_from(server, "note", lambda n: n or "")  # "Stopped to make room for b"
+            note.bind_visibility_from(server, "note", bool)
 
     # ----- actions ---------------------------------------------------------------------------------------
     async def _start_picked(self) -> None:
@@ -169,7 +178,13 @@ class ServersPage:
 
         async def run() -> None:
             try:
-                await self.supervisor.start(name)
+                try:
+                    await self.supervisor.start(name)
+                except AdmissionRefused as refused:  # it does not fit the memory budget: the user may insist
+                    with self.content:
+                        if not await self._confirm(str(refused), "Start anyway"):
+                            return
+                    await self.supervisor.start(name, force=True)
             except ServerError as exc:
                 notify(
                     f"{name} could not start: {str(exc).splitlines()[0]}", type="negative", multi_line=True
