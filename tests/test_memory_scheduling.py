@@ -135,6 +135,7 @@ def test_a_model_larger_than_the_budget_is_refused_in_words(gw: GatewayApp, budg
         "a needs ~1 GB, and the memory budget is 512 MB: lower its context or raise the budget in Settings."
     )
     assert state(gw, "a") == ServerState.STOPPED, "nothing was spawned"
+    assert gw.supervisor.servers["a"].note.startswith("a needs ~"), "the refusal shows where the server shows"
 
 
 def test_three_models_under_a_two_model_budget_all_answer(gw: GatewayApp, budget) -> None:

@@ -324,7 +324,11 @@ class Supervisor:
                 return server
             server.on_demand = on_demand
             server.note = None
-            await self.scheduler.admit(server, force=force)  # may stop idle servers, or wait its turn
+            try:
+                await self.scheduler.admit(server, force=force)  # may stop idle servers, or wait its turn
+            except ServerError as exc:  # refused or waited too long: say why where the server shows
+                server.note = str(exc)
+                raise
             await server.launch(self.ready_timeout)
             server.touch()
             return server
