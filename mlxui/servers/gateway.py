@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from mlxui.access import bearer_ok
 from mlxui.security import HostOriginGuard, HostPolicy
 from mlxui.servers import prometheus
+from mlxui.servers.dialects.responses import ResponsesDialect
 from mlxui.servers.keep_alive import KeepAliveError, parse_keep_alive
-from mlxui.servers.model_calls import CallError, ready_server, unknown_model
+from mlxui.servers.model_calls import CallError, ModelCalls, ready_server, unknown_model
 from mlxui.servers.names import aliases
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.relay import (
@@ -54,6 +55,7 @@ class Gateway:
         self.supervisor = supervisor
         self.api_key_provider = api_key_provider
         self.max_body_bytes = max_body_bytes
+        self.responses = ResponsesDialect(ModelCalls(supervisor))  # OpenAI Responses (dialects/)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"].rstrip("/")
@@ -67,6 +69,8 @@ class Gateway:
                 )
             else:
                 await self._completion(scope, receive, send, path)
+        elif ResponsesDialect.serves(path):
+            await self.responses(scope, receive, send, self._read_body)
         elif path == "/v1/models" and method == "GET":
             await self.supervisor.refresh_models(max_age=LIST_REFRESH_S)
             cards = [self._model_card(s) for s in self._servers()]
