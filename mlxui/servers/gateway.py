@@ -29,6 +29,7 @@ from mlxui.servers.relay import (
     Send,
     relay_plain,
     relay_stream,
+    send_call_error,
     send_error,
     send_json,
 )
@@ -327,9 +328,3 @@ def _keep_gateway_first(app: FastAPI) -> None:
 
     build_with_gateway_first.keeps_gateway_first = True  # type: ignore[attr-defined]
     app.build_middleware_stack = build_with_gateway_first  # type: ignore[method-assign]
-
-
-async def send_call_error(send: Send, exc: CallError) -> None:
-    """A `CallError` in OpenAI's error shape."""
-    kind = "server_error" if exc.status >= 500 else "invalid_request_error"
-    await send_error(send, exc.status, exc.message, kind, exc.code, retry_after=exc.retry_after)

@@ -17,6 +17,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlxui.security import SECURITY_HEADERS
+from mlxui.servers.model_calls import CallError
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.upstream import UpstreamError, UpstreamExchange
 
@@ -49,7 +50,7 @@ async def relay_stream(
 ) -> None:
     """Forward an SSE answer chunk by chunk; drop the usage event when the client did not ask for it.
     `renames` (old, new) byte pairs are replaced in whole events (the model's name, say)."""
-    async with _DisconnectWatch(receive, upstream) as watch:
+    async with DisconnectWatch(receive, upstream) as watch:
         if not await _send_request(upstream, path, body, send, server, watch):
             return
         if upstream.status != 200 or not upstream.content_type.startswith("text/event-stream"):
@@ -111,7 +112,7 @@ async def relay_plain(
     renames: Renames = (),
 ) -> None:
     """Forward a non-streamed answer; its `usage` goes to the server's counters."""
-    async with _DisconnectWatch(receive, upstream) as watch:
+    async with DisconnectWatch(receive, upstream) as watch:
         if await _send_request(upstream, path, body, send, server, watch):
             await _forward_whole(upstream, send, server, watch, renames)
 
@@ -139,13 +140,19 @@ async def send_error(
     await send_json(send, status, _error_payload(message, type_, code), extra)
 
 
+async def send_call_error(send: Send, exc: CallError) -> None:
+    """A `CallError` (model_calls.py) in OpenAI's error shape."""
+    kind = "server_error" if exc.status >= 500 else "invalid_request_error"
+    await send_error(send, exc.status, exc.message, kind, exc.code, retry_after=exc.retry_after)
+
+
 async def _send_request(
     upstream: UpstreamExchange,
     path: str,
     body: bytes,
     send: Send,
     server: ManagedServer,
-    watch: _DisconnectWatch,
+    watch: DisconnectWatch,
 ) -> bool:
     """Send the request and read the response head; False after answering 502 (or losing the client)."""
     try:
@@ -162,7 +169,7 @@ async def _forward_whole(
     upstream: UpstreamExchange,
     send: Send,
     server: ManagedServer,
-    watch: _DisconnectWatch,
+    watch: DisconnectWatch,
     renames: Renames = (),
 ) -> None:
     try:
@@ -276,7 +283,7 @@ async def _send_bytes(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-class _DisconnectWatch:
+class DisconnectWatch:
     """While open, a client disconnect closes the upstream connection (and is remembered)."""
 
     def __init__(self, receive: Receive, upstream: UpstreamExchange) -> None:
@@ -285,7 +292,7 @@ class _DisconnectWatch:
         self.client_gone = False
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> _DisconnectWatch:
+    async def __aenter__(self) -> DisconnectWatch:
         self._task = asyncio.create_task(self._watch())
         return self
 

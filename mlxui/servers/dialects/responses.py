@@ -18,7 +18,16 @@ from mlxui.servers.dialects.response_store import ResponseStore
 from mlxui.servers.dialects.responses_output import Event, ResponseBuilder
 from mlxui.servers.dialects.responses_request import ResponsesRequest, bad_request, parse_request
 from mlxui.servers.model_calls import CallError, ModelCalls
-from mlxui.servers.relay import SSE_HEADERS, Receive, Scope, Send, _DisconnectWatch, send_error, send_json
+from mlxui.servers.relay import (
+    SSE_HEADERS,
+    DisconnectWatch,
+    Receive,
+    Scope,
+    Send,
+    send_call_error,
+    send_error,
+    send_json,
+)
 
 BodyReader = Callable[[Scope, Receive, Send], Awaitable[bytes | None]]
 PATH = "/v1/responses"
@@ -94,10 +103,10 @@ class ResponsesDialect:
     async def _answer(self, request: ResponsesRequest, builder: ResponseBuilder, receive: Receive,
                       send: Send) -> None:  # fmt: skip
         streaming = False
-        watch: _DisconnectWatch | None = None
+        watch: DisconnectWatch | None = None
         try:
             async with self.calls.chat(request.model, request.chat_body) as answer:
-                async with _DisconnectWatch(receive, answer.upstream) as watch:
+                async with DisconnectWatch(receive, answer.upstream) as watch:
                     if request.stream:
                         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
                         streaming = True
@@ -138,9 +147,3 @@ def _not_found(response_id: str) -> CallError:
 
 async def _refuse_method(send: Send, path: str, allowed: str) -> None:
     await send_error(send, 405, f"{path} takes {allowed}.", "invalid_request_error", "method_not_allowed")
-
-
-async def send_call_error(send: Send, exc: CallError) -> None:
-    """A `CallError` in OpenAI's error shape (as the gateway's chat routes send it)."""
-    kind = "server_error" if exc.status >= 500 else "invalid_request_error"
-    await send_error(send, exc.status, exc.message, kind, exc.code, retry_after=exc.retry_after)
