@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +42,9 @@ def ns_since(start: float, end: float | None = None) -> int:
     return max(0, int(((time.monotonic() if end is None else end) - start) * 1e9))
 
 
-async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+async def send_json(
+    send: Send, status: int, payload: Any, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     body = json.dumps(payload).encode()
     start = [JSON_TYPE, (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": start})
@@ -56,7 +58,7 @@ async def send_error(send: Send, status: int, message: str) -> None:
 class Ndjson:
     """One NDJSON answer: `start()` once, then `line(obj)` per object; `end()` closes it."""
 
-    def __init__(self, send: Send, headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+    def __init__(self, send: Send, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
         self.send = send
         self.headers = headers
         self.started = False
