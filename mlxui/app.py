@@ -15,6 +15,8 @@ from mlxui.chat.store import ChatStore
 from mlxui.config import Config
 from mlxui.hub.downloads import DownloadManager
 from mlxui.security import BodyLimit, HostOriginGuard, HostPolicy
+from mlxui.servers.dialects.ollama import OllamaApi
+from mlxui.servers.dialects.ollama_listener import OllamaListener
 from mlxui.servers.gateway import register_gateway
 from mlxui.servers.supervisor import Supervisor
 from mlxui.services import Services
@@ -46,15 +48,26 @@ def create_app(config: Config) -> Services:
     app.add_static_files("/assets", str(ASSETS))
     config.ensure_dirs()
     app.add_static_files("/chat-images", str(config.images_dir))  # only content-hash names live there
-    register_gateway(
+    gateway = register_gateway(
         app, services.supervisor, api_key_provider=lambda: services.supervisor.settings.gateway_key
     )
+    ollama = OllamaApi(gateway, services.downloads, config.hf_cache)
+    listener = services.ollama = OllamaListener(ollama, config.host, services.ollama_port, extra_hosts)
     register_pages(services)
     add_code_copy_buttons()
     add_escape_closes_drawers()
     app.on_startup(services.start)
+    app.on_startup(lambda: _start_ollama(services, listener))
+    app.on_shutdown(listener.stop)  # before the services: no new request reaches a model
     app.on_shutdown(services.stop)
     return services
+
+
+async def _start_ollama(services: Services, listener: OllamaListener) -> None:
+    """The Ollama API's listener, once the settings (its port) are loaded."""
+    await services.wait_started()
+    if services.ready:
+        await listener.start()
 
 
 def serve(config: Config, *, native: bool = False, show: bool = True) -> None:

@@ -44,6 +44,7 @@ class Config:
     hf_cache: Path = field(default_factory=_hf_cache_dir)
     hf_endpoint: str = field(default_factory=_hf_endpoint)
     memory_budget: int | None = None  # bytes, from MLXUI_MEMORY_BUDGET; overrides the setting
+    ollama_port: int | None = None  # from MLXUI_OLLAMA_PORT (0: off); overrides the setting
 
     @property
     def db_path(self) -> Path:
@@ -92,7 +93,17 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         raise ConfigError(f"MLXUI_PORT must be a number, got {port_text!r}") from exc
     check_port(port)
     budget = _memory_budget(env.get("MLXUI_MEMORY_BUDGET", ""))
-    return Config(home=home.resolve(), host=host, port=port, memory_budget=budget)
+    ollama_port = _ollama_port(env.get("MLXUI_OLLAMA_PORT", ""))
+    return Config(home=home.resolve(), host=host, port=port, memory_budget=budget, ollama_port=ollama_port)
+
+
+def _ollama_port(text: str) -> int | None:
+    """MLXUI_OLLAMA_PORT: the Ollama API's port, 0 for off; None when unset or blank."""
+    if not text.strip():
+        return None
+    if not text.strip().isdigit() or int(text) > 65535:
+        raise ConfigError(f"MLXUI_OLLAMA_PORT must be a port (1 to 65535) or 0 for off, got {text!r}")
+    return int(text)
 
 
 def _memory_budget(text: str) -> int | None:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlxui import db
 from mlxui.appearance import Appearance
@@ -21,6 +21,9 @@ from mlxui.servers.memory_budget import effective_budget
 from mlxui.servers.model_defaults import display_name
 from mlxui.servers.supervisor import Supervisor
 from mlxui.settings import SettingError, SettingsGroup
+
+if TYPE_CHECKING:
+    from mlxui.servers.dialects.ollama_listener import OllamaListener
 
 log = logging.getLogger("mlxui")
 
@@ -39,6 +42,7 @@ class Services:
     supervisor: Supervisor
     chats: ChatStore
     appearance: Appearance = field(default_factory=Appearance)
+    ollama: OllamaListener | None = None  # the Ollama API's listener (app.py starts it)
     ready: bool = False
     startup_error: str | None = None
     _started: asyncio.Event = field(default_factory=asyncio.Event)
@@ -100,7 +104,17 @@ class Services:
         budget, source = effective_budget(self.supervisor.settings, self.config)
         view["memory_budget_bytes"] = budget  # the budget in force, whatever set it
         view["memory_budget_source"] = source  # "environment", "setting" or "default: …"
+        port, source = self.ollama_port()
+        view["ollama_port_in_force"] = port  # MLXUI_OLLAMA_PORT or the setting
+        view["ollama_port_source"] = source
+        view["ollama_note"] = self.ollama.note if self.ollama is not None else "The Ollama API is not set up."
         return view
+
+    def ollama_port(self) -> tuple[int, str]:
+        """The Ollama API's port in force (0: off) and where it comes from."""
+        if self.config.ollama_port is not None:
+            return self.config.ollama_port, "from MLXUI_OLLAMA_PORT"
+        return self.supervisor.settings.ollama_port, "the setting ollama_port"
 
     async def change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Check every change first (SettingError, nothing saved), then save them group by group."""
@@ -122,6 +136,8 @@ class Services:
             raise SettingError(first, errors[first], errors)
         for key, group_changes in by_group.items():
             await groups[key].save(**group_changes)
+        if "ollama_port" in changes and self.ollama is not None:
+            await self.ollama.apply()
         return self.settings_view()
 
 

@@ -4,7 +4,8 @@
 memory budget in force is `memory_budget_bytes`, with `memory_budget_source` ("environment",
 "setting" or "default: 75 % of 32 GB"); `memory_budget` itself is the setting (null: the default).
 `PUT` takes the settings to change; every value is checked first and nothing is saved when one is
-refused (422 with `fields`). A gateway key set here applies to the next `/v1` request.
+refused (422 with `fields`). A gateway key set here applies to the next `/v1` request; a new
+`ollama_port` re-binds the Ollama API at once (`ollama` in the answer says where it listens).
 
 No `from __future__ import annotations` here: FastAPI reads the routes' annotations at definition.
 """
@@ -29,6 +30,7 @@ class SettingChanges(BaseModel):
     default_idle_ttl: int | None = None  # idle stop (s) for new profiles; null or 0: never
     gateway_key: str | None = None  # Bearer key /v1 requires; null or "": none
     memory_budget: int | str | None = None  # bytes or "24GB" (1 GB = 1024**3); null: the default
+    ollama_port: int | None = None  # the Ollama API's port; 0: off; null: 11434
     dark: bool | None = None  # dark mode
 
 

@@ -45,4 +45,5 @@ def status_payload(services: Services) -> dict[str, Any]:
         "servers": server_statuses(services),
         "downloads": download_statuses(services),
         "memory": memory_status(services),
+        "ollama": services.ollama.status() if services.ollama is not None else None,
     }

@@ -1,7 +1,8 @@
 """`mlxui settings [list|set NAME [VALUE]|unset NAME]`: the settings of the Settings page, through
 the running app's JSON API (`/api/settings`), so the app checks and applies them at once.
 
-Names are written with dashes (`max-running`, `default-idle-ttl`, `gateway-key`, `memory-budget`).
+Names are written with dashes (`max-running`, `default-idle-ttl`, `gateway-key`, `memory-budget`,
+`ollama-port`).
 The gateway key is never printed back, except a key that `set gateway-key` (with no value) has just
 generated. Memory sizes print in binary units (`24 GB` = 24 x 1024**3 bytes), as `set` reads them.
 """
@@ -35,7 +36,8 @@ def add_commands(commands: Any) -> None:
         help="change a setting, e.g. `set max-running 2`, `set memory-budget 24GB` or `set gateway-key`",
     )
     set_.add_argument(
-        "name", help="on-quit, max-running, default-idle-ttl, memory-budget, gateway-key or dark"
+        "name",
+        help="on-quit, max-running, default-idle-ttl, memory-budget, gateway-key, ollama-port (0: off) or dark",
     )
     set_.add_argument(
         "value",
@@ -89,6 +91,8 @@ def unset_command(args: argparse.Namespace) -> int:
 
 def _print_changed(label: str, name: str, settings: dict[str, Any]) -> None:
     print(f"{label} = {_shown(name, settings)}")
+    if name == "ollama_port" and settings.get("ollama_note"):
+        print(settings["ollama_note"])
     if name == "memory_budget" and settings.get("memory_budget_source") != "setting":
         budget = _shown("memory_budget_bytes", settings)
         source = settings.get("memory_budget_source")

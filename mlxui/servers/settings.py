@@ -4,7 +4,9 @@ Every face (Settings page, JSON API, CLI) changes them through `ServerSettings.s
 validates, stores and applies them at once: the supervisor reads `max_running` when it next starts a
 server, `default_idle_ttl` when a profile is created, `on_quit` when mlxui quits, and the gateway
 reads `gateway_key` on each request. `memory_budget` is read through
-`memory_budget.effective_budget`, where `MLXUI_MEMORY_BUDGET` overrides it.
+`memory_budget.effective_budget`, where `MLXUI_MEMORY_BUDGET` overrides it. `ollama_port` is where
+the Ollama API listens (0: off; `MLXUI_OLLAMA_PORT` overrides it); the listener re-binds when it
+changes (`servers/dialects/ollama_listener.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ ON_QUIT_CHOICES = ("stop", "keep")
 MAX_IDLE_TTL_S = 7 * 24 * 3600
 MAX_SERVERS = 64
 MIN_KEY_LENGTH = 8
+DEFAULT_OLLAMA_PORT = 11434  # Ollama's own port: what Ollama-speaking apps try first
 
 
 @binding.bindable_dataclass
@@ -34,6 +37,7 @@ class ServerSettings(SettingsGroup):
     memory_budget: int | None = (
         None  # bytes the servers may plan to use; None: the default (docs/architecture.md §9)
     )
+    ollama_port: int = DEFAULT_OLLAMA_PORT  # the Ollama API's listener; 0: off
 
     def check(self, field: str, value: Any) -> Any:
         if field == "on_quit":
@@ -48,6 +52,9 @@ class ServerSettings(SettingsGroup):
             return _gateway_key(value)
         if field == "memory_budget":
             return _memory_budget(value)
+        if field == "ollama_port":
+            port = whole_number(field, value, 0, 65535)  # blank: the default
+            return DEFAULT_OLLAMA_PORT if port is None else port
         raise SettingError(field, f"{field!r} is not a setting.")
 
 

@@ -57,6 +57,7 @@ class AppProcess:
 def app_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
     env.update({"MLXUI_HOME": str(home), "PYTHONUNBUFFERED": "1"})
+    env.setdefault("MLXUI_OLLAMA_PORT", "0")  # tests never take the real Ollama port; ask for one
     env.update(extra or {})
     return env
 

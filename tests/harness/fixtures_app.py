@@ -25,6 +25,7 @@ def mlxui_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MLXUI_HOME", str(home))
     monkeypatch.setenv("MLXUI_ALLOWED_HOSTS", "test")  # NiceGUI's simulated client calls http://test
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("MLXUI_OLLAMA_PORT", "0")  # the Ollama API's listener stays off
     return home
 
 
