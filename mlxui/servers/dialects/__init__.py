@@ -1,0 +1,1 @@
+"""API dialects the gateway translates to OpenAI chat for the model servers (Anthropic Messages)."""
