@@ -41,6 +41,14 @@ def bearer_ok(headers: list[tuple[bytes, bytes]], key: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
 
 
+def api_key_ok(headers: list[tuple[bytes, bytes]], key: str) -> bool:
+    """Exactly one `x-api-key: <key>` header (Anthropic's clients send the key that way)."""
+    values = [value for name, value in headers if name.lower() == b"x-api-key"]
+    return len(values) == 1 and hmac.compare_digest(
+        values[0].decode("latin-1").strip().encode(), key.encode()
+    )
+
+
 def session_token(key: str) -> str:
     """What the login cookie holds: derived from the key, so a new key signs every browser out."""
     return hmac.new(key.encode(), b"mlxui browser session", hashlib.sha256).hexdigest()

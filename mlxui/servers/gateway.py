@@ -14,9 +14,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from mlxui.access import bearer_ok
+from mlxui.access import api_key_ok, bearer_ok
 from mlxui.security import HostOriginGuard, HostPolicy
 from mlxui.servers import prometheus
+from mlxui.servers.dialects import anthropic
 from mlxui.servers.dialects.responses import ResponsesDialect
 from mlxui.servers.keep_alive import KeepAliveError, parse_keep_alive
 from mlxui.servers.model_calls import CallError, ModelCalls, ready_server, unknown_model
@@ -33,6 +34,7 @@ from mlxui.servers.relay import (
     send_error,
     send_json,
 )
+from mlxui.servers.request_body import BodyTooLarge, read_body
 from mlxui.servers.state import RUNNING_STATES
 from mlxui.servers.supervisor import Supervisor
 from mlxui.servers.upstream import UpstreamError, UpstreamExchange
@@ -56,12 +58,16 @@ class Gateway:
         self.supervisor = supervisor
         self.api_key_provider = api_key_provider
         self.max_body_bytes = max_body_bytes
-        self.responses = ResponsesDialect(ModelCalls(supervisor))  # OpenAI Responses (dialects/)
+        calls = ModelCalls(supervisor)  # the other dialects' road to a model (dialects/)
+        self.responses = ResponsesDialect(calls)  # OpenAI Responses
+        self.anthropic = anthropic.AnthropicMessages(calls, max_body_bytes=max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"].rstrip("/")
         method: str = scope["method"]
-        if not self.authorized(scope):
+        if path in anthropic.PATHS:  # Anthropic Messages: its own error shape, x-api-key too
+            await self.anthropic(scope, receive, send, authorized=self.authorized(scope))
+        elif not self.authorized(scope):
             await self.refuse(send)
         elif path in COMPLETION_PATHS:
             if method != "POST":
@@ -183,30 +189,19 @@ class Gateway:
             return None
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
-        too_big = f"Request body is larger than {self.max_body_bytes // (1024 * 1024)} MB."
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                await send_error(send, 413, too_big, "invalid_request_error", "request_too_large")
-                return None
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                await send_error(send, 413, too_big, "invalid_request_error", "request_too_large")
-                return None
-            parts.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(parts)
+        try:
+            return await read_body(scope, receive, self.max_body_bytes)
+        except BodyTooLarge as exc:
+            await send_error(send, 413, str(exc), "invalid_request_error", "request_too_large")
+            return None
 
     def authorized(self, scope: Scope) -> bool:
-        """No key set, or exactly one `Authorization: Bearer <key>` header (mlxui.access)."""
+        """No key set, or exactly one `Authorization: Bearer <key>` header (mlxui.access); the
+        Anthropic paths take Anthropic's `x-api-key` header too."""
         key = self.api_key_provider()
-        return not key or bearer_ok(scope["headers"], key)
+        if not key or bearer_ok(scope["headers"], key):
+            return True
+        return scope["path"].rstrip("/") in anthropic.PATHS and api_key_ok(scope["headers"], key)
 
     def _servers(self) -> list[ManagedServer]:
         return sorted(self.supervisor.servers.values(), key=lambda s: s.name)

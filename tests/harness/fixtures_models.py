@@ -14,6 +14,7 @@ import pytest
 
 from tests.harness import models, procguard
 from tests.harness.mlxserver import RunningServer, ServerKind, start_server
+from tests.harness.tool_models import build_scripted_tools
 
 
 @dataclass(frozen=True)
@@ -122,3 +123,15 @@ def tiny_llama_server(
 @pytest.fixture(scope="session")
 def vlm_server(model_dirs: ModelDirs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     yield from _serve(model_dirs.vlm, "vlm", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tool_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scripted tool-calling model (tests/harness/tool_models.py); kept out of `hub_cache`, so
+    the tests that list every cached model see the same set as before: serve it by its path."""
+    return build_scripted_tools(tmp_path_factory.mktemp("models") / "tools")
+
+
+@pytest.fixture(scope="session")
+def tools_server(tool_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    yield from _serve(tool_model_dir, "lm", tmp_path_factory)

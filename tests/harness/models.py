@@ -62,19 +62,28 @@ def build_scripted(
     think_tokens: bool = False,
     endless: bool = False,
     extra_vocab: tuple[str, ...] | list[str] = DEFAULT_EXTRA_VOCAB,
+    more_specials: tuple[str, ...] = (),
+    branches: dict[str, list[str]] | None = None,
+    chat_template: str = CHAT_TEMPLATE,
+    tokenizer_extra: dict | None = None,
 ) -> Path:
     """Write a model whose greedy reply is `"".join(reply_tokens)` then EOS (or a loop if endless).
 
     Each reply token must be distinct, since a token has one successor. With `think_tokens`
     `<think>` / `</think>` become special tokens, which makes mlx_lm.server split reasoning.
+    `branches` maps a special token (in `more_specials`) to another script: a prompt that ends with
+    that token gets that reply instead (the template decides when to emit it).
     """
-    if len(set(reply_tokens)) != len(reply_tokens) or not reply_tokens:
-        raise ValueError("reply_tokens must be non-empty and distinct")
+    branches = branches or {}
+    scripts = [reply_tokens, *branches.values()]
+    every = [t for script in scripts for t in script]
+    if len(set(every)) != len(every) or not all(scripts):
+        raise ValueError("reply_tokens (and branches) must be non-empty and distinct")
     tags = ["<think>", "</think>"]
-    if not think_tokens and any(t in tags for t in reply_tokens):
+    if not think_tokens and any(t in tags for t in every):
         raise ValueError("a bare <think> token needs think_tokens=True")
-    specials = SPECIALS + (tags if think_tokens else [])
-    vocab_list = specials + [t for t in reply_tokens if t not in specials]
+    specials = SPECIALS + (tags if think_tokens else []) + list(more_specials)
+    vocab_list = specials + [t for t in every if t not in specials]
     vocab_list += [w for w in extra_vocab if w not in vocab_list]
     # Pad so the single head's dimension (= vocab size) is even, as RoPE requires.
     while len(vocab_list) % 8:
@@ -87,6 +96,9 @@ def build_scripted(
     for a, b in zip(ids, ids[1:], strict=False):
         successor[a] = b
     successor[ids[-1]] = ids[0] if endless else vocab[EOS]
+    for trigger, script in branches.items():
+        chain = [vocab[trigger]] + [vocab[t] for t in script] + [vocab[EOS]]
+        successor.update(zip(chain, chain[1:], strict=False))
 
     config = _llama_config(size, hidden=size, layers=1, heads=1, intermediate=8, tie=False)
     config["eos_token_id"] = vocab[EOS]
@@ -104,7 +116,9 @@ def build_scripted(
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer.decoder = decoders.Fuse()  # concatenate tokens as they are: the text is exact
     tokenizer.add_special_tokens(specials)
-    return _write_folder(dest, config, weights, tokenizer, specials)
+    return _write_folder(
+        dest, config, weights, tokenizer, specials, chat_template=chat_template, extra=tokenizer_extra
+    )
 
 
 def build_scripted_plain(dest: Path) -> Path:
@@ -302,7 +316,16 @@ def _llama_model(config: dict):  # -> mlx_lm.models.llama.Model
     return llama.Model(llama.ModelArgs.from_dict(config))
 
 
-def _write_folder(dest: Path, config: dict, weights: dict, tokenizer: Tokenizer, specials: list[str]) -> Path:
+def _write_folder(
+    dest: Path,
+    config: dict,
+    weights: dict,
+    tokenizer: Tokenizer,
+    specials: list[str],
+    *,
+    chat_template: str = CHAT_TEMPLATE,
+    extra: dict | None = None,
+) -> Path:
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "config.json").write_text(json.dumps(config, indent=2))
@@ -310,13 +333,14 @@ def _write_folder(dest: Path, config: dict, weights: dict, tokenizer: Tokenizer,
     tokenizer.save(str(dest / "tokenizer.json"))
     tokenizer_config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "chat_template": CHAT_TEMPLATE,
+        "chat_template": chat_template,
         "eos_token": EOS,
         "pad_token": EOS,
         "unk_token": "<unk>",
         "additional_special_tokens": [t for t in specials if t not in (EOS, "<unk>")],
         "clean_up_tokenization_spaces": False,  # would eat the space in " ?" and alter exact text
         "model_max_length": 4096,
+        **(extra or {}),
     }
     (dest / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
     (dest / "generation_config.json").write_text(json.dumps({"eos_token_id": config["eos_token_id"]}))
