@@ -49,7 +49,10 @@ def create_app(config: Config) -> Services:
     config.ensure_dirs()
     app.add_static_files("/chat-images", str(config.images_dir))  # only content-hash names live there
     gateway = register_gateway(
-        app, services.supervisor, api_key_provider=lambda: services.supervisor.settings.gateway_key
+        app,
+        services.supervisor,
+        api_key_provider=lambda: services.supervisor.settings.gateway_key,
+        origins=config.origins,
     )
     ollama = OllamaApi(gateway, services.downloads, config.hf_cache)
     listener = services.ollama = OllamaListener(ollama, config.host, services.ollama_port, extra_hosts)

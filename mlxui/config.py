@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -45,6 +46,7 @@ class Config:
     hf_endpoint: str = field(default_factory=_hf_endpoint)
     memory_budget: int | None = None  # bytes, from MLXUI_MEMORY_BUDGET; overrides the setting
     ollama_port: int | None = None  # from MLXUI_OLLAMA_PORT (0: off); overrides the setting
+    origins: tuple[str, ...] = ()  # MLXUI_ORIGINS: web origins beyond loopback that may call the gateway
 
     @property
     def db_path(self) -> Path:
@@ -94,7 +96,36 @@ def load_config(env: dict[str, str] | None = None) -> Config:
     check_port(port)
     budget = _memory_budget(env.get("MLXUI_MEMORY_BUDGET", ""))
     ollama_port = _ollama_port(env.get("MLXUI_OLLAMA_PORT", ""))
-    return Config(home=home.resolve(), host=host, port=port, memory_budget=budget, ollama_port=ollama_port)
+    origins = parse_origins(env.get("MLXUI_ORIGINS", ""))
+    return Config(
+        home=home.resolve(),
+        host=host,
+        port=port,
+        memory_budget=budget,
+        ollama_port=ollama_port,
+        origins=origins,
+    )
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """MLXUI_ORIGINS: comma-separated exact web origins (`scheme://host[:port]`, no path) whose pages
+    may call the gateway from a browser (CORS, docs/security.md). Loopback origins need no entry."""
+    origins: list[str] = []
+    for item in (part.strip().rstrip("/") for part in text.split(",")):
+        if not item:
+            continue
+        parts = urlsplit(item)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:  # a port that is not a number, or out of range
+            port_ok = False
+        extra = parts.path or parts.query or parts.fragment or parts.username
+        if parts.scheme not in ("http", "https") or not parts.hostname or extra or not port_ok:
+            raise ConfigError(
+                f"MLXUI_ORIGINS takes origins like https://chat.example:8080 (no path), got {item!r}"
+            )
+        origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+    return tuple(dict.fromkeys(origins))
 
 
 def _ollama_port(text: str) -> int | None:

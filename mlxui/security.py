@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -87,10 +87,20 @@ class HostPolicy:
 class HostOriginGuard:
     """Pure ASGI middleware so websockets (NiceGUI's socket.io) are covered as well as HTTP."""
 
-    def __init__(self, app: ASGIApp, policy: HostPolicy, *, add_headers: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        policy: HostPolicy,
+        *,
+        add_headers: bool = True,
+        cross_origin: Callable[[str | None], bool] | None = None,
+    ) -> None:
         self.app = app
         self.policy = policy
         self.add_headers = add_headers  # False: the app puts SECURITY_HEADERS in its answers itself
+        # Origins the wrapped app serves to other sites on purpose (the gateway's CORS, servers/cors.py):
+        # they pass the Origin and Sec-Fetch-Site checks; the Host and JSON-body checks still apply.
+        self.cross_origin = cross_origin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -109,10 +119,16 @@ class HostOriginGuard:
     def _problem(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str | None]:
         if not self.policy.host_allowed(headers.get("host")):
             return 403, "Host not allowed: mlxui only answers requests addressed to this machine."
-        if not self.policy.origin_allowed(headers.get("origin"), headers.get("host")):
+        shared = (
+            scope["type"] == "http"
+            and self.cross_origin is not None
+            and self.cross_origin(headers.get("origin"))
+        )
+        if not shared and not self.policy.origin_allowed(headers.get("origin"), headers.get("host")):
             return 403, "Origin not allowed: cross-site requests to mlxui are refused."
         changes_state = scope["type"] == "websocket" or scope.get("method", "GET") not in SAFE_METHODS
-        if changes_state and headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        cross_site = headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none")
+        if changes_state and cross_site and not shared:
             return 403, "Origin not allowed: cross-site requests to mlxui are refused."
         if changes_state and scope["type"] == "http" and scope["path"].startswith(BODY_PREFIXES):
             has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers

@@ -9,14 +9,15 @@ machine (docs/architecture.md §5); `relay.py` holds the per-chunk loop.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import FastAPI
 
 from mlxui.access import api_key_ok, bearer_ok
 from mlxui.security import HostOriginGuard, HostPolicy
-from mlxui.servers import prometheus
+from mlxui.servers import bare_routes, prometheus
+from mlxui.servers.cors import CorsPolicy, GatewayCors
 from mlxui.servers.dialects import anthropic
 from mlxui.servers.dialects.responses import ResponsesDialect
 from mlxui.servers.keep_alive import KeepAliveError, parse_keep_alive
@@ -254,13 +255,25 @@ def _renames(upstream_model: str, asked: str) -> tuple[tuple[bytes, bytes], ...]
 
 
 class GatewayMiddleware:
-    """Sends `/v1/*` to the gateway and `GET /metrics` to the Prometheus exporter, everything
-    else on to the app. Host/Origin checks still apply: the guard wraps the gateway here."""
+    """Sends `/v1/*` (and the same routes without `/v1`, as `mlx_lm.server` takes them) to the
+    gateway and `GET /metrics` to the Prometheus exporter, everything else on to the app.
+    Host/Origin checks still apply: the guard wraps the gateway here, and lets the origins of
+    `servers/cors.py` through to it (CORS)."""
 
-    def __init__(self, app: ASGIApp, gateway: Gateway, guard_policy: HostPolicy | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        gateway: Gateway,
+        guard_policy: HostPolicy | None = None,
+        origins: Iterable[str] = (),
+    ) -> None:
         self.app = app
+        cors = CorsPolicy(origins)
+        shared: ASGIApp = GatewayCors(gateway, cors)
         self.gateway: ASGIApp = (
-            gateway if guard_policy is None else HostOriginGuard(gateway, guard_policy, add_headers=False)
+            shared
+            if guard_policy is None
+            else HostOriginGuard(shared, guard_policy, add_headers=False, cross_origin=cors.allows)
         )
         metrics = _KeyRequired(prometheus.MetricsEndpoint(gateway.supervisor), gateway)
         self.metrics: ASGIApp = metrics if guard_policy is None else HostOriginGuard(metrics, guard_policy)
@@ -270,6 +283,9 @@ class GatewayMiddleware:
             path: str = scope["path"]
             if path.startswith("/v1/") or path == "/v1":
                 await self.gateway(scope, receive, send)
+                return
+            if bare_routes.serves(scope):
+                await self.gateway(bare_routes.under_v1(scope), receive, send)
                 return
             if path == "/metrics":
                 await self.metrics(scope, receive, send)
@@ -291,9 +307,14 @@ class _KeyRequired:
 
 
 def register_gateway(
-    app: FastAPI, supervisor: Supervisor, *, api_key_provider: Callable[[], str | None]
+    app: FastAPI,
+    supervisor: Supervisor,
+    *,
+    api_key_provider: Callable[[], str | None],
+    origins: Iterable[str] = (),
 ) -> Gateway:
-    """Serve `/v1/*` and `GET /metrics` from `supervisor`'s profiles on `app` (call before it starts).
+    """Serve `/v1/*` and `GET /metrics` from `supervisor`'s profiles on `app` (call before it starts);
+    web pages from loopback origins and `origins` may call the gateway from a browser (CORS).
 
     The gateway is moved to the front of the middleware stack when the app builds it, so streamed
     chunks skip the per-response middlewares `ui.run` adds later (GZip and two BaseHTTPMiddlewares).
@@ -301,7 +322,7 @@ def register_gateway(
     call) is found then and wrapped around the gateway's routes.
     """
     gateway = Gateway(supervisor, api_key_provider)
-    app.add_middleware(GatewayMiddleware, gateway=gateway)
+    app.add_middleware(GatewayMiddleware, gateway=gateway, origins=tuple(origins))
     _keep_gateway_first(app)
     return gateway
 

@@ -107,12 +107,12 @@ def running_app(home: Path, **kwargs) -> Iterator[AppProcess]:
 
 
 @contextmanager
-def module_app(home: Path, hf_cache: Path) -> Iterator[AppProcess]:
+def module_app(home: Path, hf_cache: Path, env: dict[str, str] | None = None) -> Iterator[AppProcess]:
     """An app kept across a module's tests (its model servers too); at the end every server is
-    stopped, then the app. For module-scoped fixtures."""
+    stopped, then the app. For module-scoped fixtures; `env` adds to the app's environment."""
     from tests.harness import procguard
 
-    with running_app(home, env={"HF_HUB_CACHE": str(hf_cache)}) as app:
+    with running_app(home, env={"HF_HUB_CACHE": str(hf_cache), **(env or {})}) as app:
         procguard.keep(app.pid)  # it and its servers outlive single tests, by design
         try:
             yield app

@@ -23,9 +23,12 @@ def chromium_paths() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-def new_driver(width: int = 1400, height: int = 900, *, performance_log: bool = False) -> webdriver.Chrome:
+def new_driver(
+    width: int = 1400, height: int = 900, *, performance_log: bool = False, extra_args: tuple[str, ...] = ()
+) -> webdriver.Chrome:
     """A headless Chromium. With `performance_log`, `get_log("performance")` returns its DevTools
-    Network events (websocket frames included), as scripts/bench_app.py reads them."""
+    Network events (websocket frames included), as scripts/bench_app.py reads them. `extra_args`
+    go to Chromium as they are (e.g. `--host-resolver-rules=MAP *.test 127.0.0.1`)."""
     paths = chromium_paths()
     if paths is None:
         raise RuntimeError("chromium and chromedriver are needed (apt-get install chromium chromium-driver)")
@@ -48,6 +51,7 @@ def new_driver(width: int = 1400, height: int = 900, *, performance_log: bool = 
         "--disable-quic",
         f"--user-data-dir={profile}",
         f"--window-size={width},{height}",
+        *extra_args,
     ):
         options.add_argument(arg)
     if performance_log:
