@@ -6,7 +6,8 @@ What a hostile web page can try, and what stops it here (docs/security.md lists 
   `Host` header must name this machine as a user would type it, in a strict `name[:port]` form.
 - Cross-site requests (a page, also one served by another local program on another port, makes the
   browser send requests to mlxui): a request that carries an `Origin` must come from mlxui's own
-  origin (scheme, host and port), a state-changing one must not say `Sec-Fetch-Site: cross-site`
+  origin (scheme, host and port; the gateway also takes the CORS origins of `servers/cors.py`),
+  a state-changing one must not say `Sec-Fetch-Site: cross-site`
   or `same-site`, and a body sent to `/api` or `/v1` must be declared as JSON (or YAML for an
   import): the form-like types a page may send without a CORS preflight are refused.
 - Framing (clickjacking): every answer says `X-Frame-Options: DENY` and
