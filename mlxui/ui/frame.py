@@ -10,6 +10,7 @@ from nicegui import ui
 
 from mlxui import __version__
 from mlxui.system.backend import detect_backend
+from mlxui.ui.components.connect_dialog import connect_button
 from mlxui.ui.components.download_notice import announce_finished_downloads
 from mlxui.ui.components.eviction_notice import announce_evictions
 from mlxui.ui.components.memory_status import MemoryStatus
@@ -49,6 +50,7 @@ def frame(services: Services, current: str) -> Iterator[ui.column]:
             if path == current:
                 button.classes("bg-white/10")
         ui.space()
+        connect_button(services)
         _theme_switch(services)
     with ui.footer().classes("px-4 py-1 text-xs bg-slate-900 text-slate-300 flex-wrap"):
         testid(ui.label(f"mlxui {__version__}"), "footer-version")
