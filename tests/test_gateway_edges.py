@@ -122,7 +122,8 @@ def test_models_is_a_page_for_a_browser_and_a_list_for_a_client() -> None:
         }
 
     assert not bare_routes.serves(scope("/models", accept=BROWSER_ACCEPT))
-    assert bare_routes.serves(scope("/models"))  # curl: no Accept, or */*
+    assert not bare_routes.serves(scope("/models"))  # curl's */* or no Accept: the page
+    assert not bare_routes.serves(scope("/models", accept="*/*"))
     assert bare_routes.serves(scope("/models", accept="application/json"))
     assert bare_routes.serves(scope("/models", accept=BROWSER_ACCEPT, authorization="Bearer k"))
     assert bare_routes.serves(scope("/chat/completions", "POST")) and bare_routes.serves(

@@ -2,9 +2,9 @@
 
 `POST /chat/completions` and `POST /completions` always go to the gateway. `GET /models` is
 also mlxui's own Models page, so it goes to the gateway only when the request is not a browser
-loading a page: it sends a key (`Authorization` or `x-api-key`), is a CORS preflight, or its
-`Accept` header does not name `text/html` (curl, the SDKs and `fetch()` send `*/*` or
-`application/json`; a browser's page load always names `text/html`). docs/architecture.md §5.
+loading a page: it sends a key (`Authorization` or `x-api-key`), is a CORS preflight, or it
+asks for JSON (`Accept` names `application/json` and not `text/html`, as the SDKs do). Anything
+else (a browser, curl's `*/*`, a test client) gets the page. docs/architecture.md §5.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def wants_model_list(scope: Scope) -> bool:
         return True
     if scope.get("method") == "OPTIONS" and b"access-control-request-method" in headers:
         return True
-    return b"text/html" not in headers.get(b"accept", b"").lower()
+    accept = headers.get(b"accept", b"").lower()
+    return b"application/json" in accept and b"text/html" not in accept
 
 
 def under_v1(scope: Scope) -> Scope:
