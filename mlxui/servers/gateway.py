@@ -58,9 +58,9 @@ class Gateway:
         self.supervisor = supervisor
         self.api_key_provider = api_key_provider
         self.max_body_bytes = max_body_bytes
-        calls = ModelCalls(supervisor)  # the other dialects' road to a model (dialects/)
-        self.responses = ResponsesDialect(calls)  # OpenAI Responses
-        self.anthropic = anthropic.AnthropicMessages(calls, max_body_bytes=max_body_bytes)
+        self.calls = ModelCalls(supervisor)  # the other dialects' road to a model (dialects/)
+        self.responses = ResponsesDialect(self.calls)  # OpenAI Responses
+        self.anthropic = anthropic.AnthropicMessages(self.calls, max_body_bytes=max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"].rstrip("/")
@@ -138,6 +138,11 @@ class Gateway:
         server = await self.supervisor.lookup(asked)
         if server is None:
             await send_call_error(send, unknown_model(self.supervisor, asked))
+            return
+        try:  # what the server would drop or answer badly is refused first (request_checks.py)
+            await self.calls.check(server, asked, body)
+        except CallError as exc:
+            await send_call_error(send, exc)
             return
         with server.in_use():  # busy from here on: never stopped to make room, or as idle, mid-answer
             ready = await self._ready(server, send)
