@@ -3,7 +3,9 @@
 The request's `model` names a profile (or its repo id when unambiguous); the gateway waits until
 that server is ready, rewrites `model` for it and relays the answer. It is a pure ASGI app in front
 of FastAPI's routing because every layer a streamed chunk passes costs throughput on a small
-machine (docs/architecture.md §5); `relay.py` holds the per-chunk loop.
+machine (docs/architecture.md §5); `relay.py` holds the per-chunk loop. A plain request is asked of
+the server as a stream and assembled (`assemble.py`), so a client that leaves stops the model;
+what the server would silently drop is refused first (`request_checks.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi import FastAPI
 from mlxui.access import api_key_ok, bearer_ok
 from mlxui.security import HostOriginGuard, HostPolicy
 from mlxui.servers import prometheus
+from mlxui.servers.assemble import relay_assembled
 from mlxui.servers.dialects import anthropic
 from mlxui.servers.dialects.responses import ResponsesDialect
 from mlxui.servers.keep_alive import KeepAliveError, parse_keep_alive
@@ -28,7 +31,6 @@ from mlxui.servers.relay import (
     Receive,
     Scope,
     Send,
-    relay_plain,
     relay_stream,
     send_call_error,
     send_error,
@@ -166,7 +168,6 @@ class Gateway:
         body["model"] = server.upstream_model
         renames = _renames(server.upstream_model, asked)  # the reply names what the client asked for
         server.touch()
-        upstream_body = json.dumps(body).encode()
         try:
             upstream = await UpstreamExchange.open(server.base_url or "")
         except UpstreamError as exc:
@@ -176,11 +177,11 @@ class Gateway:
         try:
             if stream:
                 await relay_stream(
-                    upstream, path, upstream_body, receive, send, server,
+                    upstream, path, json.dumps(body).encode(), receive, send, server,
                     strip_usage=not client_wants_usage, renames=renames,
                 )  # fmt: skip
-            else:
-                await relay_plain(upstream, path, upstream_body, receive, send, server, renames=renames)
+            else:  # streamed from the server, so a client that leaves stops it (assemble.py)
+                await relay_assembled(upstream, path, body, receive, send, server, asked)
         finally:
             upstream.close()
             server.touch()
