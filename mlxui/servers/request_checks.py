@@ -67,7 +67,9 @@ def check_fields(body: dict[str, Any], model: str, kind: str, entry: LocalEntry 
     """The checks that need no tokenizer."""
     if "messages" in body or "prompt" not in body:
         messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
+        if not isinstance(messages, list):
+            raise refuse("messages_required", "`messages` must be a list of messages.")
+        if not messages:
             raise refuse("messages_required", "`messages` is empty: send at least one message.")
     n = body.get("n")
     if n is not None and n != 1:
