@@ -55,7 +55,11 @@ async def test_unknown_names_and_bad_requests_are_call_errors(calls: ModelCalls)
             pass
     assert (unknown.value.status, unknown.value.code) == (404, "model_not_found")
     assert "scripted-plain" in unknown.value.message
-    with pytest.raises(CallError) as bad:
+    with pytest.raises(CallError) as refused:  # request_checks.py: before any server sees it
         async with calls.chat("scripted-plain", {"messages": "not a list"}):
+            pass
+    assert (refused.value.status, refused.value.code) == (400, "messages_required")
+    with pytest.raises(CallError) as bad:  # the server's own refusal, passed on
+        async with calls.chat("scripted-plain", {"messages": HI, "max_tokens": 0}):
             pass
     assert bad.value.status == 400 and bad.value.message.startswith("model server:")

@@ -3,7 +3,9 @@
 The request's `model` names a profile (or its repo id when unambiguous); the gateway waits until
 that server is ready, rewrites `model` for it and relays the answer. It is a pure ASGI app in front
 of FastAPI's routing because every layer a streamed chunk passes costs throughput on a small
-machine (docs/architecture.md §5); `relay.py` holds the per-chunk loop.
+machine (docs/architecture.md §5); `relay.py` holds the per-chunk loop. A plain request is asked of
+the server as a stream and assembled (`assemble.py`), so a client that leaves stops the model;
+what the server would silently drop is refused first (`request_checks.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi import FastAPI
 from mlxui.access import api_key_ok, bearer_ok
 from mlxui.security import HostOriginGuard, HostPolicy
 from mlxui.servers import bare_routes, prometheus
+from mlxui.servers.assemble import relay_assembled
 from mlxui.servers.cors import CorsPolicy, GatewayCors
 from mlxui.servers.dialects import anthropic
 from mlxui.servers.dialects.responses import ResponsesDialect
@@ -29,7 +32,6 @@ from mlxui.servers.relay import (
     Receive,
     Scope,
     Send,
-    relay_plain,
     relay_stream,
     send_call_error,
     send_error,
@@ -59,9 +61,9 @@ class Gateway:
         self.supervisor = supervisor
         self.api_key_provider = api_key_provider
         self.max_body_bytes = max_body_bytes
-        calls = ModelCalls(supervisor)  # the other dialects' road to a model (dialects/)
-        self.responses = ResponsesDialect(calls)  # OpenAI Responses
-        self.anthropic = anthropic.AnthropicMessages(calls, max_body_bytes=max_body_bytes)
+        self.calls = ModelCalls(supervisor)  # the other dialects' road to a model (dialects/)
+        self.responses = ResponsesDialect(self.calls)  # OpenAI Responses
+        self.anthropic = anthropic.AnthropicMessages(self.calls, max_body_bytes=max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"].rstrip("/")
@@ -140,6 +142,11 @@ class Gateway:
         if server is None:
             await send_call_error(send, unknown_model(self.supervisor, asked))
             return
+        try:  # what the server would drop or answer badly is refused first (request_checks.py)
+            await self.calls.check(server, asked, body)
+        except CallError as exc:
+            await send_call_error(send, exc)
+            return
         with server.in_use():  # busy from here on: never stopped to make room, or as idle, mid-answer
             ready = await self._ready(server, send)
             if ready is None:
@@ -162,7 +169,6 @@ class Gateway:
         body["model"] = server.upstream_model
         renames = _renames(server.upstream_model, asked)  # the reply names what the client asked for
         server.touch()
-        upstream_body = json.dumps(body).encode()
         try:
             upstream = await UpstreamExchange.open(server.base_url or "")
         except UpstreamError as exc:
@@ -172,11 +178,11 @@ class Gateway:
         try:
             if stream:
                 await relay_stream(
-                    upstream, path, upstream_body, receive, send, server,
+                    upstream, path, json.dumps(body).encode(), receive, send, server,
                     strip_usage=not client_wants_usage, renames=renames,
                 )  # fmt: skip
-            else:
-                await relay_plain(upstream, path, upstream_body, receive, send, server, renames=renames)
+            else:  # streamed from the server, so a client that leaves stops it (assemble.py)
+                await relay_assembled(upstream, path, body, receive, send, server, asked)
         finally:
             upstream.close()
             server.touch()

@@ -14,10 +14,12 @@ import contextlib
 import difflib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
+from mlxui.servers.call_error import CallError
+from mlxui.servers.dialects.token_count import TokenCounter
 from mlxui.servers.process import ManagedServer, ServerError
+from mlxui.servers.request_checks import RequestChecks
 from mlxui.servers.scheduler import AdmissionRefused, AdmissionTimeout
 from mlxui.servers.state import ServerState, UnknownProfile
 from mlxui.servers.supervisor import Supervisor
@@ -27,19 +29,7 @@ RETRY_LOADING_S = 5
 RETRY_FAILED_S = 30
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 CHAT_PATH = "/v1/chat/completions"
-
-
-@dataclass
-class CallError(Exception):
-    """Why a call could not be answered: HTTP status, a code, the sentence, maybe Retry-After."""
-
-    status: int
-    code: str
-    message: str
-    retry_after: int | None = None
-
-    def __str__(self) -> str:
-        return self.message
+__all__ = ["CallError", "ChatAnswer", "ModelCalls", "ready_server", "unavailable", "unknown_model"]
 
 
 async def ready_server(supervisor: Supervisor, server: ManagedServer) -> ManagedServer:
@@ -82,6 +72,12 @@ def unknown_model(supervisor: Supervisor, model: str) -> CallError:
 class ModelCalls:
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
+        self.counter = TokenCounter()  # tokenizers cached for the checks and count_tokens
+        self.checks = RequestChecks(self.counter)
+
+    async def check(self, server: ManagedServer, asked: str, body: dict[str, Any]) -> None:
+        """The shared refusals (request_checks.py) for `body` sent to `server` as `asked`."""
+        await self.checks.check(body, asked, server.kind, self.supervisor.local_entry(server))
 
     async def server(self, model: str) -> ManagedServer:
         found = await self.supervisor.lookup(model)
@@ -90,11 +86,16 @@ class ModelCalls:
         return found
 
     @contextlib.asynccontextmanager
-    async def chat(self, model: str, body: dict[str, Any]) -> AsyncIterator[ChatAnswer]:
-        """An OpenAI chat request to `model` (any of its names). Yields a `ChatAnswer`: for
+    async def chat(
+        self, model: str, body: dict[str, Any], *, checked: bool = False
+    ) -> AsyncIterator[ChatAnswer]:
+        """An OpenAI chat request to `model` (any of its names), refused first when it cannot be
+        served as asked (unless the caller already `checked` it). Yields a `ChatAnswer`: for
         `body["stream"]` iterate its `chunks()`, else read `whole`. Leaving the block early closes
         the connection, which stops the generation."""
         server = await self.server(model)
+        if not checked:
+            await self.check(server, model, body)
         with server.in_use():  # busy for the whole call: never stopped to make room mid-answer
             server = await ready_server(self.supervisor, server)
             request = {**body, "model": server.upstream_model}

@@ -21,7 +21,17 @@ from mlxui.servers.model_calls import CallError
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.upstream import UpstreamError, UpstreamExchange
 
-__all__ = ["ASGIApp", "Receive", "Scope", "Send", "relay_plain", "relay_stream", "send_error", "send_json"]
+__all__ = [
+    "ASGIApp",
+    "Receive",
+    "Scope",
+    "Send",
+    "forward_whole",
+    "relay_stream",
+    "send_error",
+    "send_json",
+    "send_request",
+]
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 HOLD_LIMIT = 1024 * 1024  # an event larger than this is forwarded in pieces rather than held
@@ -51,10 +61,10 @@ async def relay_stream(
     """Forward an SSE answer chunk by chunk; drop the usage event when the client did not ask for it.
     `renames` (old, new) byte pairs are replaced in whole events (the model's name, say)."""
     async with DisconnectWatch(receive, upstream) as watch:
-        if not await _send_request(upstream, path, body, send, server, watch):
+        if not await send_request(upstream, path, body, send, server, watch):
             return
         if upstream.status != 200 or not upstream.content_type.startswith("text/event-stream"):
-            await _forward_whole(upstream, send, server, watch)
+            await forward_whole(upstream, send, server, watch)
             return
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         read = upstream.body_reader()
@@ -101,22 +111,6 @@ async def relay_stream(
     await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
-async def relay_plain(
-    upstream: UpstreamExchange,
-    path: str,
-    body: bytes,
-    receive: Receive,
-    send: Send,
-    server: ManagedServer,
-    *,
-    renames: Renames = (),
-) -> None:
-    """Forward a non-streamed answer; its `usage` goes to the server's counters."""
-    async with DisconnectWatch(receive, upstream) as watch:
-        if await _send_request(upstream, path, body, send, server, watch):
-            await _forward_whole(upstream, send, server, watch, renames)
-
-
 async def send_json(
     send: Send, status: int, payload: Any, headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
@@ -146,7 +140,7 @@ async def send_call_error(send: Send, exc: CallError) -> None:
     await send_error(send, exc.status, exc.message, kind, exc.code, retry_after=exc.retry_after)
 
 
-async def _send_request(
+async def send_request(
     upstream: UpstreamExchange,
     path: str,
     body: bytes,
@@ -165,7 +159,7 @@ async def _send_request(
     return True
 
 
-async def _forward_whole(
+async def forward_whole(
     upstream: UpstreamExchange,
     send: Send,
     server: ManagedServer,

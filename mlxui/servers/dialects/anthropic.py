@@ -18,7 +18,7 @@ from typing import Any
 
 from mlxui.servers.dialects.anthropic_events import AnswerEvents, Event, assemble, message_id, message_start
 from mlxui.servers.dialects.anthropic_request import MessagesRequest, RequestError, parse_messages_request
-from mlxui.servers.dialects.token_count import TokenCounter, TokenCountError, TokenizerUnavailable
+from mlxui.servers.dialects.token_count import TokenCountError, TokenizerUnavailable
 from mlxui.servers.model_calls import CallError, ModelCalls
 from mlxui.servers.relay import SSE_HEADERS, Receive, Scope, Send, send_json
 from mlxui.servers.request_body import BodyTooLarge, read_body
@@ -44,7 +44,7 @@ class AnthropicMessages:
     def __init__(self, calls: ModelCalls, *, max_body_bytes: int) -> None:
         self.calls = calls
         self.max_body_bytes = max_body_bytes
-        self.counter = TokenCounter()
+        self.counter = calls.counter  # one tokenizer cache with the request checks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, *, authorized: bool) -> None:
         path: str = scope["path"].rstrip("/")

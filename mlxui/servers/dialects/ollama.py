@@ -20,7 +20,7 @@ from mlxui.hub.downloads import DownloadManager
 from mlxui.servers.dialects import ollama_chat, ollama_models, ollama_pull
 from mlxui.servers.dialects.ollama_wire import OllamaError, model_field, read_json, send_error, send_json
 from mlxui.servers.gateway import Gateway
-from mlxui.servers.model_calls import CallError, ModelCalls
+from mlxui.servers.model_calls import CallError
 
 log = logging.getLogger(__name__)
 OLLAMA_VERSION = "0.12.0"  # the Ollama API level these endpoints follow (clients check it)
@@ -38,7 +38,7 @@ class OllamaApi:
     def __init__(self, gateway: Gateway, downloads: DownloadManager, cache_dir: Path) -> None:
         self.gateway = gateway
         self.supervisor = gateway.supervisor
-        self.calls = ModelCalls(gateway.supervisor)
+        self.calls = gateway.calls
         self.downloads = downloads
         self.cache_dir = cache_dir
 

@@ -43,6 +43,7 @@ async def answer(
     if request.empty:
         await send_json(send, 200, await _load_or_unload(calls, server, request, kind, asked), headers)
         return
+    await calls.check(server, asked, request.body)  # before the model loads: refusals are cheap
     lines = _lines(calls, server, request, kind, asked)
     if request.stream:
         out = Ndjson(send, headers)
@@ -95,7 +96,7 @@ async def _lines(calls: ModelCalls, server: ManagedServer, request: Request, kin
         first: float | None = None
         finish: str | None = None
         tools: dict[int, dict[str, Any]] = {}
-        async with calls.chat(ready.name, {**request.body, "stream": True}) as reply:
+        async with calls.chat(ready.name, {**request.body, "stream": True}, checked=True) as reply:
             async for chunk in reply.chunks():
                 for choice in chunk.get("choices") or []:
                     delta = choice.get("delta") or {}

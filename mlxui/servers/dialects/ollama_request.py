@@ -63,7 +63,7 @@ def translate(raw: dict[str, Any], kind: str, asked: str, caps: Capabilities | N
     vision = bool(caps and caps.vision)
     body: dict[str, Any] = {"messages": _messages(messages, asked, vision)}
     ignored = _options(raw.get("options"), body)
-    _tools(raw.get("tools"), body, asked, caps)
+    _tools(raw.get("tools"), body)  # a model that cannot call tools: request_checks.py
     _think(raw.get("think"), body, asked, caps)
     try:
         keep_alive = None if raw.get("keep_alive") is None else parse_keep_alive(raw["keep_alive"])
@@ -155,13 +155,11 @@ def _options(options: Any, body: dict[str, Any]) -> list[str]:
     return sorted(ignored)
 
 
-def _tools(tools: Any, body: dict[str, Any], asked: str, caps: Capabilities | None) -> None:
+def _tools(tools: Any, body: dict[str, Any]) -> None:
     if not tools:
         return
     if not isinstance(tools, list):
         raise OllamaError(400, "`tools` must be a list of function tools")
-    if caps is not None and not caps.tools:
-        raise OllamaError(400, f"model {asked!r} cannot call tools: its chat template has no tool support")
     body["tools"] = tools
 
 

@@ -38,6 +38,10 @@ class TokenCounter:
     ) -> int:
         return await asyncio.to_thread(self._count, folder, messages, tools)
 
+    async def count_text(self, folder: Path, text: str) -> int:
+        """A plain prompt's tokens (as `/v1/completions` sends it: no chat template)."""
+        return await asyncio.to_thread(lambda: len(self._tokenizer(folder).encode(text)))
+
     def _count(self, folder: Path, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int:
         tokenizer = self._tokenizer(folder)
         try:
