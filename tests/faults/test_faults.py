@@ -45,18 +45,19 @@ def wait_state(app, name: str, state: str, timeout: float) -> float:
     raise AssertionError(f"{name} never became {state}")
 
 
-def test_killed_server_is_crashed_gateway_503_and_restart_works(hub_cache, tmp_path) -> None:
+def test_killed_server_is_crashed_and_the_next_request_restarts_it(hub_cache, tmp_path) -> None:
     app = start_app(tmp_path / "home", env={"HF_HUB_CACHE": str(hub_cache.cache_dir)})
     try:
         server = add_and_start(app, "plain", hub_cache.repos["plain"])
         assert ask(app, "plain").json()["choices"][0]["message"]["content"] == PLAIN_REPLY
         os.kill(server["pid"], signal.SIGKILL)
         assert wait_state(app, "plain", "crashed", 2.0) < 2.0
-        refused = ask(app, "plain")
-        assert refused.status_code == 503 and "crashed" in refused.json()["error"]["message"]
-        restarted = httpx.post(f"{app.url}/api/servers/plain/restart", timeout=90).json()
-        assert restarted["state"] == "ready" and restarted["pid"] != server["pid"]
+        # The next request restarts it (the crash loop guard allows 3 restarts in 5 minutes).
         assert ask(app, "plain").json()["choices"][0]["message"]["content"] == PLAIN_REPLY
+        again = httpx.get(f"{app.url}/api/servers/plain", timeout=5).json()
+        assert again["state"] == "ready" and again["pid"] != server["pid"]
+        restarted = httpx.post(f"{app.url}/api/servers/plain/restart", timeout=90).json()
+        assert restarted["state"] == "ready" and restarted["pid"] != again["pid"]
     finally:
         httpx.post(f"{app.url}/api/servers/stop-all", timeout=60)
         app.stop()
@@ -87,7 +88,7 @@ def test_killed_mlxui_readopts_its_server_on_the_next_start(hub_cache, tmp_path)
             psutil.Process(server_pid).kill()
 
 
-def test_a_re_adopted_server_killed_9_is_crashed_within_2_s_and_the_gateway_says_503(
+def test_a_re_adopted_server_killed_9_is_crashed_within_2_s_and_the_next_request_restarts_it(
     hub_cache, tmp_path
 ) -> None:
     """A re-adopted server is not our child: only psutil sees it die, and that must still count."""
@@ -103,9 +104,10 @@ def test_a_re_adopted_server_killed_9_is_crashed_within_2_s_and_the_gateway_says
         assert httpx.get(f"{app.url}/api/servers/plain", timeout=5).json()["pid"] == server_pid, "re-adopted"
         os.kill(server_pid, signal.SIGKILL)
         assert wait_state(app, "plain", "crashed", 2.0) < 2.0
-        refused = ask(app, "plain")
-        assert refused.status_code == 503 and "crashed" in refused.json()["error"]["message"]
-        assert refused.headers["retry-after"], "the client is told when to try again"
+        assert ask(app, "plain").json()["choices"][0]["message"]["content"] == PLAIN_REPLY
+        restarted = httpx.get(f"{app.url}/api/servers/plain", timeout=5).json()
+        assert restarted["state"] == "ready" and restarted["pid"] != server_pid
+        assert httpx.post(f"{app.url}/api/servers/plain/stop", timeout=60).status_code == 200
     finally:
         app.stop()
         if server_pid and psutil.pid_exists(server_pid):
