@@ -41,6 +41,7 @@ MODULES = {
     "bench_app": "app",
     "bench_chat": "chat",
     "bench_sched": "sched",
+    "bench_dialects": "dialects",
 }
 
 Bench = Callable[[], list[dict]]
