@@ -238,3 +238,24 @@ def test_a_client_that_leaves_a_plain_request_frees_the_model(gw: GatewayApp) ->
     reply = gw.client().chat.completions.create(model="endless", messages=HI, max_tokens=2)
     assert reply.choices[0].finish_reason == "length"
     assert time.monotonic() - begun < 2.0  # the server is free, not still generating
+
+
+def test_a_tool_choice_that_forces_a_call_is_refused_not_ignored(gw: GatewayApp) -> None:
+    """No model server reads tool_choice: forcing a call would silently do nothing, so it is a 400."""
+    before = started(gw)
+    for choice in ("required", {"type": "function", "function": {"name": TOOL_NAME}}):
+        with pytest.raises(openai.BadRequestError) as caught:
+            gw.client().chat.completions.create(
+                model="tools", messages=ASK, tools=[WEATHER_TOOL], tool_choice=choice
+            )
+        assert (
+            "`tool_choice`" in caught.value.body["message"]
+            and "cannot be honoured" in caught.value.body["message"]
+        )
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude(gw).messages.create(
+            model="tools", max_tokens=32, messages=ASK, tool_choice={"type": "any"},
+            tools=[{"name": TOOL_NAME, "input_schema": WEATHER_TOOL["function"]["parameters"]}],
+        )  # fmt: skip
+    assert "tool_choice" in refused.value.message
+    assert started(gw) == before, "refused before any model starts"

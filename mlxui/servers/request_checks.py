@@ -4,7 +4,8 @@ why, before the request reaches a server: one set of checks for every dialect (d
 Each dialect first turns its request into an OpenAI body (chat: `messages`; completions:
 `prompt`); `RequestChecks.check` then looks at it against the model's `LocalEntry`: tools for a
 model whose chat template cannot render them, images for a model that cannot see, `n > 1`,
-`response_format` JSON modes on `mlx_lm.server` (which does not read the field), an empty
+`response_format` JSON modes on `mlx_lm.server` (which does not read the field), a `tool_choice`
+that forces a call (no server reads it; "none" is honoured by leaving the tools out), an empty
 conversation, and a prompt longer than the model's context, counted with the model's own
 tokenizer in a worker thread. The count is skipped when the prompt is too short to matter: no
 tokenizer makes more tokens than the text has UTF-8 bytes, template additions aside.
@@ -86,6 +87,7 @@ def check_fields(body: dict[str, Any], model: str, kind: str, entry: LocalEntry 
             "cannot constrain the answer to JSON; leave out `response_format` (or ask for JSON in the "
             "prompt).",
         )
+    _tool_choice(body)
     caps = entry.capabilities if entry is not None else None
     if caps is not None and body.get("tools") and not caps.tools:
         raise refuse(
@@ -97,6 +99,24 @@ def check_fields(body: dict[str, Any], model: str, kind: str, entry: LocalEntry 
         raise refuse(
             "images_unsupported", f"model {model!r} cannot read images: leave them out or use a vision model."
         )
+
+
+def _tool_choice(body: dict[str, Any]) -> None:
+    """The model servers do not read `tool_choice`. "none" is honoured here by leaving the tools
+    out (the model then cannot call one); forcing a call ("required", a named function) cannot be
+    honoured and is refused."""
+    choice = body.get("tool_choice")
+    if choice in (None, "auto"):
+        return
+    if choice == "none":
+        body.pop("tools", None)
+        body.pop("tool_choice", None)
+        return
+    raise refuse(
+        "unsupported_parameter",
+        f"`tool_choice` {json.dumps(choice)} cannot be honoured: the model decides itself whether to "
+        "call a tool; send 'auto' (or leave it out), or 'none' to answer without tools.",
+    )
 
 
 def _format_type(response_format: Any) -> Any:
