@@ -55,7 +55,9 @@ def create_app(config: Config) -> Services:
         origins=config.origins,
     )
     ollama = OllamaApi(gateway, services.downloads, config.hf_cache)
-    listener = services.ollama = OllamaListener(ollama, config.host, services.ollama_port, extra_hosts)
+    listener = services.ollama = OllamaListener(
+        ollama, config.host, services.ollama_port, extra_hosts, origins=config.origins
+    )
     register_pages(services)
     add_code_copy_buttons()
     add_escape_closes_drawers()

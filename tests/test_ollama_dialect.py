@@ -122,6 +122,13 @@ def test_refusals_are_json_errors_that_say_what_to_do(app: AppProcess) -> None:
     assert missing.status_code == 404 and missing.json() == {"error": "no such endpoint: GET /api/nope"}
     foreign = httpx.get(f"{base}/api/tags", headers={"Origin": "http://evil.example"}, timeout=5)
     assert foreign.status_code == 403, "the Host/Origin guard covers this listener too"
+    local_page = "http://localhost:5173"  # a browser-based Ollama client served on this machine
+    preflight = httpx.options(f"{base}/api/chat", timeout=5, headers={
+        "Origin": local_page, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})  # fmt: skip
+    assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == local_page
+    listed = httpx.get(f"{base}/api/tags", headers={"Origin": local_page}, timeout=5)
+    assert listed.status_code == 200 and listed.headers["access-control-allow-origin"] == local_page
 
 
 def test_pull_from_the_hub_then_chat_then_delete(hf_env: HubEnv, tmp_path: Path) -> None:

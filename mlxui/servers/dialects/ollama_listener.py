@@ -21,6 +21,7 @@ import uvicorn
 from nicegui import binding
 
 from mlxui.security import HostOriginGuard, HostPolicy
+from mlxui.servers.cors import CorsPolicy, GatewayCors
 from mlxui.servers.dialects.ollama import OllamaApi
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,13 @@ class OllamaListener:
 
     def __init__(
         self, api: OllamaApi, host: str, wanted_port: Callable[[], tuple[int, str]],
-        extra_hosts: Iterable[str] = (),
+        extra_hosts: Iterable[str] = (), origins: Iterable[str] = (),
     ) -> None:  # fmt: skip
         self.api = api
         self.host = host
         self.wanted_port = wanted_port  # (port, where it comes from), asked at each (re)start
         self.extra_hosts = list(extra_hosts)
+        self.cors = CorsPolicy(origins)  # browser-based Ollama clients on loopback pages (servers/cors.py)
         self.port: int | None = None
         self.note = "The Ollama API starts with mlxui."
         self._server: uvicorn.Server | None = None
@@ -98,7 +100,8 @@ class OllamaListener:
             return
         policy = HostPolicy(self.host, self.extra_hosts, port=port)
         config = uvicorn.Config(
-            HostOriginGuard(self.api, policy), log_config=None, lifespan="off", access_log=False,
+            HostOriginGuard(GatewayCors(self.api, self.cors), policy, cross_origin=self.cors.allows),
+            log_config=None, lifespan="off", access_log=False,
             timeout_graceful_shutdown=int(STOP_TIMEOUT_S), log_level="warning",
         )  # fmt: skip
         self._server = _QuietServer(config)
