@@ -4,6 +4,7 @@ exact reply, pull from the fake Hub then chat, delete, errors as JSON, and a por
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import time
@@ -13,12 +14,13 @@ from pathlib import Path
 import httpx
 import ollama
 import pytest
+from PIL import Image
 
 from tests.harness import procguard
 from tests.harness.app_process import AppProcess, free_port, running_app
 from tests.harness.fixtures_hub import HubEnv
 from tests.harness.fixtures_models import HubCache
-from tests.harness.models import PLAIN_REPLY, build_scripted_plain
+from tests.harness.models import PLAIN_REPLY, THINK_CONTENT, THINK_REASONING, build_scripted_plain
 from tests.test_cli_models import cli_env, serve
 
 pytestmark = pytest.mark.slow
@@ -99,6 +101,28 @@ def test_chat_and_generate_plain_and_streamed_get_the_exact_reply(app: AppProces
     running = {m.model: m for m in ol.ps().models}
     assert LISTED in running and running[LISTED].size and running[LISTED].expires_at
     assert running[LISTED].expires_at.year < 2300, "keep_alive 10m reached the server"
+
+
+def test_thinking_and_images_reach_the_model(app: AppProcess) -> None:
+    """`think` gives the model's reasoning in `thinking`; `images` go to a vision model."""
+    ol = client(app.ollama_port)  # type: ignore[attr-defined]
+    thought = ol.chat(model="scripted-think-tokens", messages=HI, think=True)
+    assert (thought.message.thinking, thought.message.content) == (THINK_REASONING, THINK_CONTENT)
+    streamed = list(ol.chat(model="scripted-think-tokens", messages=HI, think=True, stream=True))
+    assert "".join(p.message.thinking or "" for p in streamed) == THINK_REASONING
+    assert "".join(p.message.content or "" for p in streamed) == THINK_CONTENT
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(buffer, format="PNG")
+    question = {"role": "user", "content": "What colour is this?"}
+    plain = ol.chat(model="tiny-qwen2-vl", messages=[question], options={"num_predict": 4})
+    looked = ol.chat(
+        model="tiny-qwen2-vl",
+        messages=[{**question, "images": [buffer.getvalue()]}],
+        options={"num_predict": 4},
+    )  # the tiny vision model's weights are random: any answer, but one that read the image
+    assert looked.done and looked.eval_count
+    assert looked.prompt_eval_count > plain.prompt_eval_count, "the image reached the model as tokens"
+    httpx.post(f"{app.url}/api/servers/stop-all", timeout=60)
 
 
 def test_refusals_are_json_errors_that_say_what_to_do(app: AppProcess) -> None:
