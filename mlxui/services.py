@@ -52,6 +52,7 @@ class Services:
             self.config.ensure_dirs()
             await db.init_db(self.config.db_path)
             await self.appearance.load()
+            await self.downloads.settings.load()
             await self.downloads.restore()
             await self.supervisor.start_up()  # loads the servers' settings and the profiles
             self.downloads.on_done(lambda _state: self.supervisor.refresh_models())  # servable at once
@@ -91,7 +92,11 @@ class Services:
     # --- settings as one flat list (JSON API and `mlxui settings`) ---------------------------
 
     def _setting_groups(self) -> dict[str, SettingsGroup]:
-        return {"servers": self.supervisor.settings, "appearance": self.appearance}
+        return {
+            "servers": self.supervisor.settings,
+            "downloads": self.downloads.settings,
+            "appearance": self.appearance,
+        }
 
     def settings_view(self) -> dict[str, Any]:
         """Every setting by name; the gateway key is never sent back, only whether one is set. The
@@ -172,6 +177,8 @@ def download_status(st: Any) -> dict[str, Any]:
         "current_file",
         "note",
         "error",
+        "connections",
+        "limit_bps",
     )
     return {key: getattr(st, key) for key in keys}
 

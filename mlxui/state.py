@@ -32,6 +32,8 @@ class DownloadState:
     error: str | None = None  # a sentence for the user when state == "failed"
     note: str = ""  # passing news while downloading, e.g. "The connection dropped. Retrying in 2 s ..."
     commit: str | None = None  # the commit being downloaded, once known
+    connections: int = 0  # connections fetching now (ranges of large files, several files at once)
+    limit_bps: int = 0  # this download's own bandwidth limit; 0: only the global one applies
 
     @property
     def fraction(self) -> float:

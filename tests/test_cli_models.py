@@ -19,7 +19,7 @@ import pytest
 from mlxui.cli.models_commands import OFFLINE_LINE
 from mlxui.hub import cache
 from mlxui.hub.errors import gated_message
-from tests.harness.downloads import weight_gets
+from tests.harness.downloads import kept_bytes, weight_gets
 from tests.harness.fakehub import FakeHub
 from tests.harness.fixtures_hub import HubEnv
 from tests.harness.fixtures_models import HubCache, ModelDirs
@@ -177,7 +177,7 @@ def test_ctrl_c_keeps_the_bytes_and_the_next_pull_fetches_only_the_rest(
     try:
         blobs = cache.repo_dir(hf_env.cache_dir, repo_id) / "blobs"
         deadline = time.monotonic() + 30
-        while sum(p.stat().st_size for p in blobs.glob("*.incomplete")) < 1_500_000:
+        while kept_bytes(blobs) < 1_500_000:
             assert process.poll() is None and time.monotonic() < deadline, "the download never got going"
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
@@ -191,7 +191,7 @@ def test_ctrl_c_keeps_the_bytes_and_the_next_pull_fetches_only_the_rest(
     assert f"Run `mlxui models pull {repo_id}` again to resume." in stderr.strip().splitlines()[-1]
     assert f"{repo_id}: " in stdout and "%" in stdout  # periodic progress lines without a TTY
 
-    on_disk = sum(p.stat().st_size for p in blobs.iterdir())
+    on_disk = kept_bytes(blobs)  # what the range maps say arrived (partial files are full-length)
     assert 1_500_000 <= on_disk < WEIGHTS
     hub.throttle_bps = None
     served_before = hub.bytes_served(repo_id)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from mlxui.api.common import ApiError, services_ready
+from mlxui.hub.bandwidth import parse_rate
 from mlxui.hub.errors import HubError
 from mlxui.services import Services, download_status, download_statuses
 
@@ -22,6 +23,7 @@ class DownloadRequest(BaseModel):
 
     repo_id: str  # org/name on the Hub
     revision: str = "main"
+    limit: int | str | None = None  # this download's bandwidth limit: bytes/s or "50MB/s"; 0: none
 
 
 def downloads_router(services: Services) -> APIRouter:
@@ -39,7 +41,10 @@ def downloads_router(services: Services) -> APIRouter:
     @router.post("", status_code=202)
     async def start(wanted: DownloadRequest) -> JSONResponse:
         try:
-            st = await manager.enqueue(wanted.repo_id, wanted.revision)
+            limit = _rate(wanted.limit)
+            st = await manager.enqueue(wanted.repo_id, wanted.revision, limit_bps=limit)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_request", str(exc)) from None
         except HubError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
         return JSONResponse(download_status(st), status_code=202)
@@ -57,3 +62,11 @@ def downloads_router(services: Services) -> APIRouter:
         return download_status(st)
 
     return router
+
+
+def _rate(value: int | str | None) -> int | None:
+    if value is None or isinstance(value, int):
+        if isinstance(value, int) and value < 0:
+            raise ValueError("A limit cannot be negative; 0 means no limit.")
+        return value
+    return parse_rate(value)

@@ -31,6 +31,8 @@ class SettingChanges(BaseModel):
     gateway_key: str | None = None  # Bearer key /v1 requires; null or "": none
     memory_budget: int | str | None = None  # bytes or "24GB" (1 GB = 1024**3); null: the default
     ollama_port: int | None = None  # the Ollama API's port; 0: off; null: 11434
+    bandwidth_limit: int | str | None = None  # bytes/s or "50MB/s" for all downloads; 0 or null: none
+    max_connections: int | None = None  # connections per download (1-32); null: 16
     dark: bool | None = None  # dark mode
 
 

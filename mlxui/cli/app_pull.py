@@ -30,12 +30,17 @@ def app_is_running(config: Config) -> bool:
     return True
 
 
-def pull_through_app(config: Config, repo_id: str, revision: str, bar: Bar) -> str:
+def pull_through_app(
+    config: Config, repo_id: str, revision: str, bar: Bar, *, limit: int | None = None
+) -> str:
     """Start (or join) the app's download of `repo_id` and follow it to the end: its final state,
     "done"; CliError for a failed, cancelled or paused download. Ctrl+C stops following only."""
     api = app_client(config)
     # The app's refusal (a bad id, a failed start) reaches the user as its own sentence.
-    api.call("POST", "/api/downloads", json={"repo_id": repo_id, "revision": revision}, timeout=10.0)
+    wanted: dict[str, Any] = {"repo_id": repo_id, "revision": revision}
+    if limit is not None:
+        wanted["limit"] = limit
+    api.call("POST", "/api/downloads", json=wanted, timeout=10.0)
     try:
         while True:
             row = _row(api, repo_id)

@@ -60,6 +60,17 @@ def add_commands(commands: Any) -> None:
         help="download in this process even when the app runs (by default a running app does it, "
         "so it shows in its Downloads tile)",
     )
+    pull.add_argument(
+        "--limit",
+        metavar="RATE",
+        help="bandwidth limit for this download, e.g. 50MB/s (default: the setting)",
+    )
+    pull.add_argument(
+        "--connections",
+        type=int,
+        metavar="N",
+        help="most connections at once, 1-32 (default: the setting, 16)",
+    )
     pull.set_defaults(handler=pull_command)
 
     list_ = sub.add_parser("list", help="models on this machine (HF cache and added folders)")
@@ -175,14 +186,19 @@ def pull_command(args: argparse.Namespace) -> int:
 
     config = load_config()
     repo_id = _hub_call(lambda: check_repo_id(args.repo))
+    limit, connections = _transfer_flags(args)
     bar = ProgressBar(repo_id, sys.stdout)
     if not args.direct and app_is_running(config):
+        if connections is not None:
+            raise CliError(
+                "--connections applies to --direct pulls; the app uses its setting max-connections.", 2
+            )
         asyncio.run(_check_repo(config, repo_id))  # gated, missing, too big: said before anything starts
-        pull_through_app(config, repo_id, args.revision, bar)
+        pull_through_app(config, repo_id, args.revision, bar, limit=limit)
         print(f"Downloaded {repo_id} (through mlxui at {config.base_url})")
         return 0
     try:
-        snapshot = asyncio.run(_pull(config, repo_id, args.revision, bar))
+        snapshot = asyncio.run(_pull(config, repo_id, args.revision, bar, limit, connections))
     except KeyboardInterrupt:
         bar.interrupted()
         done = (
@@ -198,11 +214,38 @@ def pull_command(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _pull(config: Config, repo_id: str, revision: str, bar: ProgressBar) -> Path:
+def _transfer_flags(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """--limit as bytes/s and --connections, checked; None where not given."""
+    from mlxui.hub.bandwidth import parse_rate
+
+    limit = None
+    if args.limit is not None:
+        try:
+            limit = parse_rate(args.limit)
+        except ValueError as exc:
+            raise CliError(str(exc), 2) from None
+    if args.connections is not None and not 1 <= args.connections <= 32:
+        raise CliError("--connections must be between 1 and 32.", 2)
+    return limit, args.connections
+
+
+async def _pull(
+    config: Config, repo_id: str, revision: str, bar: ProgressBar, limit: int | None, connections: int | None
+) -> Path:
+    from mlxui.hub.bandwidth import RateLimiter
+    from mlxui.hub.download_settings import DownloadSettings
     from mlxui.hub.errors import HubError
-    from mlxui.hub.pull import pull
+    from mlxui.hub.pull import Transfer, pull
 
     await _check_repo(config, repo_id)
+    saved = DownloadSettings()
+    async with database(config, create=False) as db_ok:
+        if db_ok:
+            await saved.load()  # the app's settings, unless the flags say otherwise
+    transfer = Transfer(
+        max_connections=connections or saved.max_connections,
+        limiter=RateLimiter(saved.bandwidth_limit if limit is None else limit),
+    )
     try:
         return await pull(
             repo_id,
@@ -210,6 +253,7 @@ async def _pull(config: Config, repo_id: str, revision: str, bar: ProgressBar) -
             cache_dir=config.hf_cache,
             endpoint=config.hf_endpoint,
             on_progress=bar.update,
+            transfer=transfer,
         )
     except HubError as exc:
         bar.interrupted()

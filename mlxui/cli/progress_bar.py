@@ -53,7 +53,11 @@ class ProgressBar:
         bar = self._bar()
         bar.total = self.bytes_total  # a retry may plan a newer commit of another size
         if self.tty:
-            bar.set_postfix_str(progress.current_file[-32:], refresh=False)
+            links = getattr(progress, "connections", 0)
+            bar.set_postfix_str(
+                f"{links} conn  {progress.current_file[-32:]}" if links > 1 else progress.current_file[-32:],
+                refresh=False,
+            )
         bar.update(self.bytes_done - bar.n)  # negative when a corrupted partial file is thrown away
 
     def finish(self) -> None:

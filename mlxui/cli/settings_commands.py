@@ -2,7 +2,7 @@
 the running app's JSON API (`/api/settings`), so the app checks and applies them at once.
 
 Names are written with dashes (`max-running`, `default-idle-ttl`, `gateway-key`, `memory-budget`,
-`ollama-port`).
+`ollama-port`, `bandwidth-limit`, `max-connections`).
 The gateway key is never printed back, except a key that `set gateway-key` (with no value) has just
 generated. Memory sizes print in binary units (`24 GB` = 24 x 1024**3 bytes), as `set` reads them.
 """
@@ -14,6 +14,7 @@ import secrets
 from typing import Any
 
 from mlxui.cli.common import CliError, add_target_options, app_client, config_from_args, print_json
+from mlxui.hub.bandwidth import format_rate
 from mlxui.servers.memory_budget import format_size
 
 HIDDEN = {"gateway_key_set": "gateway-key"}
@@ -37,7 +38,8 @@ def add_commands(commands: Any) -> None:
     )
     set_.add_argument(
         "name",
-        help="on-quit, max-running, default-idle-ttl, memory-budget, gateway-key, ollama-port (0: off) or dark",
+        help="on-quit, max-running, default-idle-ttl, memory-budget, gateway-key, ollama-port (0: off), "
+        "bandwidth-limit (e.g. 50MB/s, 0: none), max-connections or dark",
     )
     set_.add_argument(
         "value",
@@ -48,7 +50,9 @@ def add_commands(commands: Any) -> None:
     unset = actions.add_parser(
         "unset", help="clear a setting: no limit, no idle stop, default budget, no key"
     )
-    unset.add_argument("name", help="max-running, default-idle-ttl, memory-budget or gateway-key")
+    unset.add_argument(
+        "name", help="max-running, default-idle-ttl, memory-budget, gateway-key or bandwidth-limit"
+    )
     for parser, handler in ((list_, list_command), (set_, set_command), (unset, unset_command)):
         add_target_options(parser)
         parser.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -113,6 +117,8 @@ def _shown(name: str, settings: dict[str, Any]) -> str:
     value = settings.get(name)
     if name in SIZES and isinstance(value, int):
         return format_size(value)
+    if name == "bandwidth_limit" and isinstance(value, int):
+        return format_rate(value)
     if isinstance(value, bool):
         return "on" if value else "off"
     return "-" if value is None else str(value)

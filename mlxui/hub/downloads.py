@@ -16,8 +16,18 @@ from pathlib import Path
 from typing import TypeVar
 
 from mlxui.hub import cache
+from mlxui.hub.bandwidth import RateLimiter
+from mlxui.hub.download_settings import DownloadSettings
 from mlxui.hub.errors import DownloadError, HubError
-from mlxui.hub.pull import DiskFree, Progress, RetryPolicy, SpeedMeter, default_disk_free, download_repo
+from mlxui.hub.pull import (
+    DiskFree,
+    Progress,
+    RetryPolicy,
+    SpeedMeter,
+    Transfer,
+    default_disk_free,
+    download_repo,
+)
 from mlxui.hub.repo_id import check_repo_id, check_revision
 from mlxui.hub.transfer import Hub
 from mlxui.state import ACTIVE_PHASES, DownloadState
@@ -55,6 +65,9 @@ class DownloadManager:
         disk_free: DiskFree = default_disk_free,
         publish_interval: float = 0.25,
         db_interval: float = 1.0,
+        settings: DownloadSettings | None = None,
+        initial_connections: int = 4,
+        preallocate: bool = True,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.endpoint = endpoint
@@ -63,10 +76,13 @@ class DownloadManager:
             stall_timeout=stall_timeout, retries=retries, backoff=backoff, backoff_max=backoff_max
         )
         self.disk_free = disk_free
+        self.settings = settings or DownloadSettings()  # bandwidth limit and connections, live
+        self._initial_connections, self._preallocate = initial_connections, preallocate
         self.downloads: dict[str, DownloadState] = {}  # insertion order = display order
         self._db, self._publish_interval, self._db_interval = db, publish_interval, db_interval
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._limiters: dict[str, RateLimiter] = {}  # each download's own limit, under the global one
         self._saves: dict[str, asyncio.Task[None]] = {}
         self._listeners: list[Listener] = []
         self._done_hooks: list[DoneHook] = []
@@ -86,16 +102,22 @@ class DownloadManager:
         """
         return _subscribe(self._done_hooks, hook)
 
-    async def enqueue(self, repo_id: str, revision: str = "main") -> DownloadState:
+    async def enqueue(
+        self, repo_id: str, revision: str = "main", *, limit_bps: int | None = None
+    ) -> DownloadState:
         """Queue a download (raises BadRepoId for a malformed id or revision). Already running: no-op.
-        Paused or failed: continues from the bytes on disk. Done: looks for a newer commit."""
+        Paused or failed: continues from the bytes on disk. Done: looks for a newer commit.
+        `limit_bps`: this download's own bandwidth limit (under the global one); None keeps it."""
         repo_id, revision = check_repo_id(repo_id), check_revision(revision)
         st = self.downloads.get(repo_id)
+        if st is not None and limit_bps is not None:
+            self._limit(st, limit_bps)
         if st is not None and self._running(repo_id):
             return st
         is_new = st is None
         if st is None:
             st = self.downloads[repo_id] = DownloadState(repo_id=repo_id, revision=revision)
+            self._limit(st, limit_bps or 0)
         elif st.revision != revision or st.state in ("done", "cancelled", "failed"):
             # Resolve the revision again (a failure may be a commit that is gone). Paused and
             # restored downloads keep their commit; partial files are named by content anyway.
@@ -106,6 +128,14 @@ class DownloadManager:
         if is_new:
             self._notify()
         return st
+
+    def _limit(self, st: DownloadState, limit_bps: int) -> None:
+        st.limit_bps = max(0, int(limit_bps))
+        limiter = self._limiters.get(st.repo_id)
+        if limiter is None:
+            self._limiters[st.repo_id] = RateLimiter(st.limit_bps, parent=self.settings.limiter)
+        else:
+            limiter.set_rate(st.limit_bps)
 
     async def pause(self, repo_id: str) -> DownloadState:
         """Stop now, keeping partial files; `resume` continues from them."""
@@ -139,6 +169,7 @@ class DownloadManager:
         if self._running(repo_id) or repo_id not in self.downloads:
             return
         del self.downloads[repo_id]
+        self._limiters.pop(repo_id, None)
         await self._delete_row(repo_id)
         self._notify()
 
@@ -147,6 +178,7 @@ class DownloadManager:
         if repo_id in self.downloads:
             await self._stop_task(repo_id)
             del self.downloads[repo_id]
+            self._limiters.pop(repo_id, None)
             await self._delete_row(repo_id)
             self._notify()
         return await asyncio.to_thread(cache.delete_repo, self.cache_dir, repo_id)
@@ -207,9 +239,16 @@ class DownloadManager:
             async with self._slots:
                 await self._set_phase(st, "downloading")
                 hub = Hub(endpoint=self.endpoint, token=self.token_provider())
+                if st.repo_id not in self._limiters:
+                    self._limit(st, st.limit_bps)
+                transfer = Transfer(
+                    max_connections=self.settings.max_connections, limiter=self._limiters[st.repo_id],
+                    initial_connections=self._initial_connections, preallocate=self._preallocate,
+                )  # fmt: skip
                 await download_repo(
                     st.repo_id, st.revision, cache_dir=self.cache_dir, hub=hub, commit=st.commit,
                     policy=self.policy, disk_free=self.disk_free, on_progress=publisher.on_progress,
+                    transfer=transfer,
                 )  # fmt: skip
         except HubError as exc:
             st.error = exc.message
@@ -265,7 +304,7 @@ class DownloadManager:
     async def _set_phase(self, st: DownloadState, phase: str) -> None:
         st.state = phase
         if phase != "downloading":
-            st.speed_bps, st.eta_s = 0.0, None
+            st.speed_bps, st.eta_s, st.connections = 0.0, None, 0
         pending = self._saves.get(st.repo_id)
         if pending is not None:  # an older progress write must not land after this one
             await asyncio.wait({pending})
@@ -323,6 +362,7 @@ class _Publisher:
         st.commit, st.bytes_total = p.commit, p.bytes_total
         st.files_total, st.files_done = p.files_total, p.files_done
         st.current_file, st.note = p.current_file, p.note
+        st.connections = p.connections
         self.bytes_done = p.bytes_done
         now = time.monotonic()
         if now - self.published >= self.manager._publish_interval or p.bytes_done >= p.bytes_total:

@@ -1,10 +1,10 @@
 """Getting one repo into the HF cache, resumably: the engine under `DownloadManager` and `mlxui models pull`.
 
-`download_repo` plans the repo with huggingface_hub, checks the free disk space, then fetches one
-file at a time (transfer.fetch_file) with bounded exponential backoff on transient errors: a
-dropped connection, a stall, a 5xx, an unreachable Hub. Every retry continues from the bytes on
-disk. Finally it writes refs/<revision>, so the model looks exactly as if huggingface_hub had
-downloaded it.
+`download_repo` plans the repo with huggingface_hub, checks the free disk space, then fetches the
+files over several connections at once (fetcher.Fetcher: ranges of large files in parallel, small
+files first), with bounded exponential backoff on transient errors: a dropped connection, a stall,
+a 5xx, an unreachable Hub. Every retry continues from the ranges on disk. Finally it writes
+refs/<revision>, so the model looks exactly as if huggingface_hub had downloaded it.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ import logging
 import shutil
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
-
 from mlxui.hub import cache
+from mlxui.hub.bandwidth import RateLimiter
 from mlxui.hub.errors import HUB_ERRORS, DownloadError, HubError, hub_error
+from mlxui.hub.fetcher import Fetcher, FetchOptions, FetchReport
+from mlxui.hub.file_job import FileJob
 from mlxui.hub.repo_id import check_repo_id, check_revision
-from mlxui.hub.transfer import Hub, RepoPlan, bytes_on_disk, fetch_file, plan_repo
+from mlxui.hub.transfer import Hub, RepoPlan, bytes_on_disk, plan_repo
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Progress:
     files_done: int = 0
     files_total: int = 0
     current_file: str = ""
+    connections: int = 0  # connections fetching now
     note: str = ""  # e.g. "The connection to the Hub dropped. Retrying in 2 s (attempt 2 of 6)."
 
 
@@ -56,6 +58,16 @@ class RetryPolicy:
     backoff: float = 1.0  # first pause between attempts; doubles each time ...
     backoff_max: float = 60.0  # ... up to this
     connect_timeout: float = 15.0
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """How the bytes move: connections per download, the shared bandwidth limit, preallocation."""
+
+    max_connections: int = 16
+    initial_connections: int = 4
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    preallocate: bool = True
 
 
 def default_disk_free(path: Path) -> int:
@@ -83,6 +95,7 @@ async def download_repo(
     policy: RetryPolicy = RetryPolicy(),
     disk_free: DiskFree = default_disk_free,
     on_progress: Callable[[Progress], None] | None = None,
+    transfer: Transfer | None = None,
 ) -> Path:
     """Download `repo_id` at `revision` (or the pinned `commit`, when resuming) into `cache_dir`.
 
@@ -93,8 +106,9 @@ async def download_repo(
     repo_id, revision = check_repo_id(repo_id), check_revision(revision)
     try:
         return await _download(
-            repo_id, revision, Path(cache_dir), hub, commit, policy, disk_free, on_progress
-        )
+            repo_id, revision, Path(cache_dir), hub, commit, policy, disk_free, on_progress,
+            transfer or Transfer(),
+        )  # fmt: skip
     except HubError:
         raise
     except HUB_ERRORS as exc:  # the steps outside the retried ones: surveying, preparing the cache
@@ -110,6 +124,7 @@ async def _download(
     policy: RetryPolicy,
     disk_free: DiskFree,
     on_progress: Callable[[Progress], None] | None,
+    transfer: Transfer,
 ) -> Path:
     progress = Progress(repo_id)
     emit = on_progress or (lambda _p: None)
@@ -129,20 +144,37 @@ async def _download(
         raise DownloadError(f"Not enough disk space: needs {format_size(needed)}, {format_size(free)} free.")
     await asyncio.to_thread(_prepare_snapshot, cache_dir, plan)
 
-    def on_bytes(delta: int) -> None:
-        progress.bytes_done += delta
+    def on_report(r: FetchReport) -> None:
+        progress.bytes_done += r.moved
+        progress.files_done += r.files_done
+        if r.connections or r.current:
+            progress.connections, progress.current_file = r.connections, r.current
+        if r.note is not None:
+            progress.note = r.note
         emit(progress)
 
-    timeout = httpx.Timeout(policy.stall_timeout, connect=policy.connect_timeout)
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
-        for f, _done, complete in survey:
-            if complete:
-                continue
-            progress.current_file = f.path
-            emit(progress)
-            await retry.run(lambda f=f: fetch_file(client, hub, cache_dir, plan, f, on_bytes))
-            progress.files_done += 1
-            emit(progress)
+    options = FetchOptions(
+        max_connections=max(1, transfer.max_connections),
+        initial_connections=max(1, transfer.initial_connections),
+        preallocate=transfer.preallocate,
+        stall_timeout=policy.stall_timeout, connect_timeout=policy.connect_timeout,
+        retries=policy.retries, backoff=policy.backoff, backoff_max=policy.backoff_max,
+    )  # fmt: skip
+    todo = [f for f, _done, complete in survey if not complete]
+
+    async def attempt() -> None:
+        jobs = [FileJob(hub, cache_dir, plan, f, preallocate=options.preallocate) for f in todo]
+        describe = lambda exc: _describe(exc, repo_id, hub, policy)  # noqa: E731
+        done_before = progress.files_done
+        try:
+            await Fetcher(jobs, options, transfer.limiter, describe, on_report).run()
+        except BaseException:
+            progress.files_done = done_before  # the next attempt counts the files it finds again
+            raise
+
+    if todo:
+        await retry.run(attempt)
+    progress.connections, progress.note = 0, ""
     await asyncio.to_thread(cache.write_ref, cache_dir, repo_id, revision, plan.commit)
     progress.current_file = ""
     emit(progress)
@@ -159,6 +191,7 @@ async def pull(
     on_progress: Callable[[Progress], None] | None = None,
     policy: RetryPolicy = RetryPolicy(),
     disk_free: DiskFree = default_disk_free,
+    transfer: Transfer | None = None,
 ) -> Path:
     """`mlxui models pull`: download one repo in the foreground; returns its snapshot folder.
 
@@ -174,6 +207,7 @@ async def pull(
         policy=policy,
         disk_free=disk_free,
         on_progress=on_progress,
+        transfer=transfer,
     )
 
 

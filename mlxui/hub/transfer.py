@@ -24,7 +24,7 @@ from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import build_hf_headers
 
 from mlxui import __version__
-from mlxui.hub import cache
+from mlxui.hub import cache, segment_map
 from mlxui.hub.errors import DownloadError, status_error
 
 _HASH_BLOCK = 1 << 20
@@ -116,7 +116,7 @@ def bytes_on_disk(cache_dir: Path, plan: RepoPlan, f: FilePlan) -> tuple[int, bo
     if blob.exists() and blob.stat().st_size == f.size:
         return f.size, False
     partial = cache.partial_path(cache_dir, plan.repo_id, f.etag)
-    return (min(partial.stat().st_size, f.size) if partial.exists() else 0), False
+    return segment_map.bytes_done(partial, f.size), False
 
 
 async def fetch_file(

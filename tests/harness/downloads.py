@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mlxui.hub import cache
+from mlxui.hub import cache, segment_map
 from mlxui.hub.downloads import DownloadManager
 from mlxui.state import DownloadState
 from tests.harness.fakehub import FakeHub, RequestRecord
@@ -55,6 +55,39 @@ def assert_same_files(snapshot: Path, original: Path) -> None:
 
 def partials(cache_dir: Path) -> list[Path]:
     return sorted(cache_dir.rglob("*.incomplete"))
+
+
+def on_disk(partial: Path, size: int) -> int:
+    """Finished bytes of a partial file, as its range map says (the file itself is full-length)."""
+    return segment_map.bytes_done(partial, size)
+
+
+def kept_bytes(blobs: Path) -> int:
+    """Bytes of a repo's files on disk: whole blobs, plus the finished ranges of partial files."""
+    total = 0
+    for p in blobs.glob("*") if blobs.is_dir() else ():
+        if p.name.endswith(".incomplete"):
+            total += on_disk(p, 1 << 62)
+        elif "." not in p.name:
+            total += p.stat().st_size
+    return total
+
+
+def done_ranges(partial: Path, size: int) -> list[tuple[int, int]]:
+    return segment_map.read_ranges(partial, size)
+
+
+def asked(record: RequestRecord, size: int) -> tuple[int, int]:
+    """The half-open byte range a GET asked for (the whole file without a Range header)."""
+    if record.range is None:
+        return 0, size
+    first, _, last = record.range.removeprefix("bytes=").partition("-")
+    return int(first), (int(last) + 1 if last else size)
+
+
+def only_missing_asked(gets: list[RequestRecord], done: list[tuple[int, int]], size: int) -> bool:
+    """No GET asked for a byte that was already on disk."""
+    return all(s >= e or a >= e or s >= b for a, b in (asked(g, size) for g in gets) for s, e in done)
 
 
 def weights_partial(hf_env: HubEnv, repo_id: str, original: Path) -> Path:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from tests.harness.fakehub_cdn import FakeCdn
 from tests.harness.fakehub_http import (
     BAD_CREDENTIALS,
     Handler,
@@ -66,6 +67,7 @@ class FakeHub:
         self._port = 0
         self._offline = False
         self.requests: list[RequestRecord] = []
+        self.cdn = FakeCdn(self._serve_cdn, self._record)
         self.reset()
 
     def __enter__(self) -> FakeHub:
@@ -88,6 +90,7 @@ class FakeHub:
         self._port = self._server.server_address[1]  # kept, so going online again reuses it
         self._thread = threading.Thread(target=self._server.serve_forever, name="fakehub", daemon=True)
         self._thread.start()
+        self.cdn.start()
 
     def stop(self) -> None:
         """Stop serving, cut open connections and join every handler thread."""
@@ -96,6 +99,7 @@ class FakeHub:
         if server is not None and thread is not None:
             server.close_all()
             thread.join(timeout=10)
+            self.cdn.stop()
 
     @property
     def offline(self) -> bool:
@@ -183,6 +187,9 @@ class FakeHub:
         self.tree_page_size = 1000
         self.valid_tokens: dict[str, str] = {VALID_TOKEN: "tester"}  # token -> user name
         self.offline = False
+        self.redirect_lfs = False  # LFS files: 302 to the content host (fakehub_cdn.py), as the Hub does
+        self.url_ttl: float | None = None  # how long a content-host URL works; None: for ever
+        self.ignore_range = False  # answer every file GET with 200 and the whole file, as some servers do
         # Called with each file GET's record before its body is sent, in the handler thread: lets a
         # test look at the client's side (the partial file) at the moment a transfer (re)starts.
         self.on_file_get: Callable[[RequestRecord], None] | None = None
@@ -314,14 +321,30 @@ class FakeHub:
         if repo.gated and token is None:
             msg = f"Access to model {repo.repo_id} is restricted. You must be authenticated to access it."
             raise HubError(401, msg, "GatedRepo", {"X-Repo-Commit": sha})
-        headers = {
-            "X-Repo-Commit": sha, "ETag": f'"{entry.etag}"', "Accept-Ranges": "bytes",
-            "Content-Type": "application/octet-stream",
-        }  # fmt: skip
+        headers = {"X-Repo-Commit": sha, "ETag": f'"{entry.etag}"'}
         if entry.is_lfs:
             headers |= {"X-Linked-Etag": f'"{entry.etag}"', "X-Linked-Size": str(entry.size)}
+        if entry.is_lfs and self.redirect_lfs:
+            url = self.cdn.sign(repo.repo_id, sha, rec.filename or "", self.url_ttl)
+            h.send_head(rec, 302, headers | {"Location": url}, 0)
+            return
+        self._send_file(h, rec, entry, headers)
+
+    def _serve_cdn(self, h: Handler, rec: RequestRecord, repo_id: str, commit: str, filename: str) -> None:
+        repo = self.repo(repo_id)
+        entry = repo.commits.get(commit, {}).get(filename) if repo is not None else None
+        if entry is None:
+            raise HubError(404, "NoSuchKey")
+        self._send_file(h, rec, entry, {"ETag": f'"{entry.etag}"'})
+
+    def _record(self, rec: RequestRecord) -> None:
+        with self._lock:
+            self.requests.append(rec)
+
+    def _send_file(self, h: Handler, rec: RequestRecord, entry: RepoFileEntry, headers: dict) -> None:
+        headers = headers | {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
         start, end, status = 0, entry.size - 1, 200
-        if rec.range and h.command == "GET":
+        if rec.range and h.command == "GET" and not self.ignore_range:
             parsed = parse_range(rec.range, entry.size)
             if parsed is None:
                 raise HubError(416, "Range Not Satisfiable", None, {"Content-Range": f"bytes */{entry.size}"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from mlxui.format import human_bytes, human_duration
+from mlxui.hub.bandwidth import format_rate
 from mlxui.hub.downloads import DownloadManager
 from mlxui.state import DownloadState
 from mlxui.ui.testid import testid
@@ -92,7 +93,7 @@ class DownloadRow(ui.column):
 
 
 def describe(state: DownloadState) -> str:
-    """'1.2 GB of 4.5 GB · 35.2 MB/s · 1 min 34 s left · model.safetensors'"""
+    """'1.2 GB of 4.5 GB · 35.2 MB/s · 1 min 34 s left · 8 connections · model.safetensors'"""
     parts = [
         f"{human_bytes(state.bytes_done)} of {human_bytes(state.bytes_total) if state.bytes_total else '?'}"
     ]
@@ -100,6 +101,10 @@ def describe(state: DownloadState) -> str:
         parts.append(f"{human_bytes(state.speed_bps)}/s")
         if state.eta_s is not None:
             parts.append(f"{human_duration(state.eta_s)} left")
+        if state.connections:
+            parts.append(f"{state.connections} connection{'s' if state.connections != 1 else ''}")
+        if state.limit_bps:
+            parts.append(f"limit {format_rate(state.limit_bps)}")
         if state.current_file:
             parts.append(state.current_file)
     if state.note:

@@ -8,6 +8,7 @@ from nicegui import ui
 
 from mlxui.ui.components.about_card import AboutCard
 from mlxui.ui.components.autostart_card import build_autostart_card
+from mlxui.ui.components.downloads_card import DownloadsCard
 from mlxui.ui.components.hf_token_card import HfTokenCard
 from mlxui.ui.components.network_card import NetworkCard
 from mlxui.ui.components.ollama_card import OllamaCard
@@ -26,5 +27,6 @@ async def build(services: Services) -> None:
         HfTokenCard(services.config.hf_endpoint)
         ServerSettingsCard(services.supervisor.settings, f"{services.config.base_url}/v1", services.config)
         OllamaCard(services)
+        DownloadsCard(services.downloads.settings)
         await build_autostart_card(services.config)
         AboutCard(services.config)
