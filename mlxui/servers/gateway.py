@@ -46,6 +46,7 @@ from mlxui.servers.upstream import UpstreamError, UpstreamExchange
 MAX_BODY_BYTES = 50 * 1024 * 1024  # images travel as data URLs inside the JSON
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 LIST_REFRESH_S = 2.0  # GET /v1/models rescans the local models at most this often
+PEER_LIST_REFRESH_S = 30.0  # for another mlxui's refresher (downloads and profile edits rescan anyway)
 
 
 class Gateway:
@@ -85,7 +86,8 @@ class Gateway:
         elif ResponsesDialect.serves(path):
             await self.responses(scope, receive, send, self._read_body)
         elif path == "/v1/models" and method == "GET":
-            await self.supervisor.refresh_models(max_age=LIST_REFRESH_S)
+            forwarded = peer_calls.is_forwarded(scope["headers"])  # another mlxui asks each second
+            await self.supervisor.refresh_models(max_age=PEER_LIST_REFRESH_S if forwarded else LIST_REFRESH_S)
             cards = [self._model_card(s) for s in self._servers()]
             await send_json(send, 200, {"object": "list", "data": cards + self._peer_cards(scope)})
         elif path.startswith("/v1/models/") and method == "GET":

@@ -201,6 +201,13 @@ class PeerBook:
             return None
         return peer, remote
 
+    def capable(self, model: str | None, capability: str) -> bool:
+        """Whether the peer's card for `model` says it has `capability` ("vision", "thinking"...)."""
+        hit = self.find(model) if model else None
+        card = next((c for c in hit[0].models if c.get("id") == hit[1]), None) if hit else None
+        caps = card.get("capabilities") if card else None
+        return bool(isinstance(caps, dict) and caps.get(capability))
+
     def model_names(self) -> list[str]:
         return [p.model_name(i) for p in self.peers.values() for i in p.remote_ids()]
 

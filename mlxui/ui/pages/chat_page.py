@@ -139,7 +139,7 @@ class ChatPage:
             folder = resolve_model(managed.profile.model, self.services.config.hf_cache)
             if folder is not None:
                 self.caps = await asyncio.to_thread(read_local_capabilities, folder)
-        vision = bool(self.caps and self.caps.vision)
+        vision = bool(self.caps and self.caps.vision) or self.services.peers.capable(name, "vision")
         self.composer.set_vision(
             vision, "" if vision else "Images need a vision model; this model cannot see."
         )
