@@ -141,6 +141,7 @@ class Gateway:
             )
             return
         asked = body["model"]
+        asked_keep_alive = body.get("keep_alive")  # a peer's gateway reads it itself
         try:  # Ollama's field: removed here, mlx_lm does not know it (keep_alive.py)
             keep_alive = _keep_alive(body.pop("keep_alive", None))
         except KeepAliveError as exc:
@@ -148,6 +149,8 @@ class Gateway:
             return
         server = self.supervisor.find_by_model(asked)  # a local name wins over a peer's model
         if server is None and (hit := self._peer(scope, asked)) is not None:
+            if keep_alive is not None:
+                body["keep_alive"] = asked_keep_alive
             await peer_calls.forward(self.peers, *hit, asked, body, path, receive, send)  # type: ignore[arg-type]
             return
         server = server or await self.supervisor.lookup(asked)

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 SETTING_KEY = "peers.list"
 FORWARDED_HEADER = "x-mlxui-forwarded"
 REFRESH_S = 1.0  # each peer's model list is asked this often
-LIST_TIMEOUT_S = 0.8  # connect and read; a peer slower than this is shown down
+CONNECT_TIMEOUT_S = 0.8  # a machine that is off or unreachable is shown down this fast
+LIST_TIMEOUT_S = 1.5  # a busy peer may take a while to list its models (it rescans its disk)
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 MAX_PEERS = 32
 
@@ -76,7 +77,8 @@ class Peer:
             "checked_at": self.checked_at or None,
         }
 
-    def _set(self, up: bool, reason: str, models: list[dict[str, Any]] | None = None) -> None:
+    def show(self, up: bool, reason: str, models: list[dict[str, Any]] | None = None) -> None:
+        """Record what a check (or a forwarded request) saw; `models` replaces the list when given."""
         if models is not None:
             self.models = models
         self.up, self.reason, self.checked_at = up, reason, time.time()
@@ -246,7 +248,7 @@ class PeerBook:
 
     def mark_down(self, peer: Peer, reason: str) -> None:
         """A forwarded request could not reach `peer`: show it down now, not at the next check."""
-        peer._set(False, reason)
+        peer.show(False, reason)
 
     async def refresh(self) -> None:
         """Ask every peer for its models once (concurrently)."""
@@ -268,7 +270,7 @@ class PeerBook:
 
     async def _check(self, peer: Peer) -> None:
         if self._client is None:
-            timeout = httpx.Timeout(self.timeout_s)
+            timeout = httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, CONNECT_TIMEOUT_S))
             self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
         headers = {FORWARDED_HEADER: "1", "accept": "application/json"}
         if peer.key:
@@ -276,26 +278,26 @@ class PeerBook:
         try:
             answer = await self._client.get(f"{peer.url}/v1/models", headers=headers)
         except httpx.TimeoutException:
-            peer._set(False, f"no answer within {self.timeout_s:g} s")
+            peer.show(False, f"no answer within {self.timeout_s:g} s")
             return
         except httpx.HTTPError as exc:
-            peer._set(False, _transport_reason(exc))
+            peer.show(False, _transport_reason(exc))
             return
         if answer.status_code == 401:
-            peer._set(False, "it refused the key (HTTP 401): set that machine's gateway key here", [])
+            peer.show(False, "it refused the key (HTTP 401): set that machine's gateway key here", [])
             return
         if answer.status_code != 200:
-            peer._set(False, f"GET /v1/models answered HTTP {answer.status_code}", [])
+            peer.show(False, f"GET /v1/models answered HTTP {answer.status_code}", [])
             return
         try:
             data = answer.json().get("data")
         except (ValueError, AttributeError):
             data = None
         if not isinstance(data, list):
-            peer._set(False, "it does not answer like an mlxui gateway (no model list)", [])
+            peer.show(False, "it does not answer like an mlxui gateway (no model list)", [])
             return
         own = [c for c in data if isinstance(c, dict) and isinstance(c.get("id"), str) and not c.get("peer")]
-        peer._set(True, "", own)
+        peer.show(True, "", own)
 
     async def _save(self) -> None:
         stored = [{"name": p.name, "url": p.url, "key": p.key} for p in self.peers.values()]
