@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from tests.harness import procguard
-from tests.harness.app_process import AppProcess, app_env, start_app
+from tests.harness.app_process import AppProcess, app_env, free_port, start_app
 from tests.harness.models import ENDLESS_CYCLE, PLAIN_REPLY
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,7 @@ def apps(hub_cache, tmp_path_factory):
     a = None
     try:
         httpx.put(f"{b.url}/api/settings", json={"gateway_key": B_KEY}, timeout=10).raise_for_status()
-        a = _start(root / "a", {"HF_HUB_CACHE": str(root / "a-cache")})
+        a = _start(root / "a", {"HF_HUB_CACHE": str(root / "a-cache"), "MLXUI_OLLAMA_PORT": str(free_port())})
         added = httpx.post(f"{a.url}/api/peers", json={"url": b.url, "key": B_KEY, "name": "b"}, timeout=10)
         assert added.status_code == 201, added.text
         yield a, b
@@ -103,6 +103,24 @@ def test_other_dialects_reach_a_peer_model(apps) -> None:
                         json={"model": VIA_A, "max_tokens": 50, "messages": HI})  # fmt: skip
     assert answer.status_code == 200, answer.text
     assert answer.json()["content"][0]["text"] == PLAIN_REPLY
+
+
+def test_the_ollama_api_lists_and_answers_a_peer_model(apps) -> None:
+    a, _ = apps
+    ollama = (
+        f"http://127.0.0.1:{httpx.get(f'{a.url}/api/settings', timeout=5).json()['ollama_port_in_force']}"
+    )
+    names = [m["name"] for m in httpx.get(f"{ollama}/api/tags", timeout=5).json()["models"]]
+    assert f"{VIA_A}:latest" in names, names
+    body = {"model": f"{VIA_A}:latest", "messages": HI}
+    whole = httpx.post(f"{ollama}/api/chat", json={**body, "stream": False}, timeout=60)
+    assert whole.status_code == 200, whole.text
+    assert (whole.json()["message"]["content"], whole.json()["model"]) == (PLAIN_REPLY, f"{VIA_A}:latest")
+    lines = [
+        json.loads(line) for line in httpx.post(f"{ollama}/api/chat", json=body, timeout=60).text.splitlines()
+    ]
+    assert "".join(line["message"]["content"] for line in lines) == PLAIN_REPLY and lines[-1]["done"]
+    assert len(lines) > 3, "streamed line by line"
 
 
 def test_errors_of_the_peer_reach_the_client_in_the_gateway_shape(apps) -> None:
