@@ -60,8 +60,9 @@ class PeersCard(ui.card):
             ui.space()
             state = testid(ui.label().classes("text-sm truncate"), f"peer-state-{peer.name}")
             state.bind_text_from(peer, "status")
-            ui.button(icon="delete", on_click=lambda p=peer: self._remove(p)).props(
-                f'flat dense round aria-label="Remove {peer.name}"'
+            remove = ui.button(icon="delete", on_click=lambda p=peer: self._remove(p))
+            testid(
+                remove.props(f'flat dense round aria-label="Remove {peer.name}"'), f"peer-remove-{peer.name}"
             )
 
     async def _add(self) -> None:
