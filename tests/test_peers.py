@@ -156,7 +156,7 @@ def test_a_client_that_leaves_closes_the_stream_on_the_peer(apps) -> None:
     time.sleep(1.0)
     assert relayed_by_b() - before == settled, "b stopped relaying"
     print(f"b relayed {settled} tokens of the abandoned stream")
-    assert 5 <= settled < 2000, settled
+    assert 3 <= settled < 2000, settled  # the client read 6 chunks; b never went on to 20,000
 
 
 def test_the_key_is_sent_and_a_refused_key_is_named(apps) -> None:
