@@ -53,6 +53,7 @@ def create_app(config: Config) -> Services:
         services.supervisor,
         api_key_provider=lambda: services.supervisor.settings.gateway_key,
         origins=config.origins,
+        peers=services.peers,
     )
     ollama = OllamaApi(gateway, services.downloads, config.hf_cache)
     listener = services.ollama = OllamaListener(

@@ -19,6 +19,7 @@ from mlxui.config import Config
 from mlxui.hub.downloads import DownloadManager
 from mlxui.servers.memory_budget import effective_budget
 from mlxui.servers.model_defaults import display_name
+from mlxui.servers.peers import PeerBook
 from mlxui.servers.supervisor import Supervisor
 from mlxui.settings import SettingError, SettingsGroup
 
@@ -42,6 +43,7 @@ class Services:
     supervisor: Supervisor
     chats: ChatStore
     appearance: Appearance = field(default_factory=Appearance)
+    peers: PeerBook = field(default_factory=PeerBook)  # other mlxui machines (servers/peers.py)
     ollama: OllamaListener | None = None  # the Ollama API's listener (app.py starts it)
     ready: bool = False
     startup_error: str | None = None
@@ -55,6 +57,7 @@ class Services:
             await self.downloads.settings.load()
             await self.downloads.restore()
             await self.supervisor.start_up()  # loads the servers' settings and the profiles
+            await self.peers.start()  # loads the other machines and starts watching them
             self.downloads.on_done(lambda _state: self.supervisor.refresh_models())  # servable at once
             await self._key_for_the_network()
         except (db.DatabaseError, OSError) as exc:
@@ -85,6 +88,7 @@ class Services:
 
     async def stop(self) -> None:
         self.ready = False
+        await self.peers.stop()
         await self.downloads.shutdown()  # rows keep their phase: the next start resumes them
         await self.supervisor.shut_down()  # stops servers unless the setting says keep them
         await db.close_db()

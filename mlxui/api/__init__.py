@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from mlxui.api.common import install_error_handlers
 from mlxui.api.downloads import downloads_router
+from mlxui.api.peers import peers_router
 from mlxui.api.profiles import profiles_router
 from mlxui.api.servers import servers_router
 from mlxui.api.settings import settings_router
@@ -25,5 +26,6 @@ def register_api(app: FastAPI, services: Services) -> None:
         profiles_router(services),
         settings_router(services),
         downloads_router(services),
+        peers_router(services),
     ):
         app.include_router(router)

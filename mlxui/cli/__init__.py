@@ -19,6 +19,7 @@ from mlxui.cli import (
     app_commands,
     chats_commands,
     models_commands,
+    peers_commands,
     servers_commands,
     settings_commands,
     system_commands,
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     servers_commands.add_commands(commands)
     system_commands.add_commands(commands)
     settings_commands.add_commands(commands)
+    peers_commands.add_commands(commands)
     chats_commands.add_commands(commands)
     return parser
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from mlxui.access import api_key_ok, bearer_ok
 from mlxui.security import HostOriginGuard, HostPolicy
-from mlxui.servers import bare_routes, prometheus
+from mlxui.servers import bare_routes, peer_calls, prometheus
 from mlxui.servers.assemble import relay_assembled
 from mlxui.servers.cors import CorsPolicy, GatewayCors
 from mlxui.servers.dialects import anthropic
@@ -26,6 +26,7 @@ from mlxui.servers.dialects.responses import ResponsesDialect
 from mlxui.servers.keep_alive import KeepAliveError, parse_keep_alive
 from mlxui.servers.model_calls import CallError, ModelCalls, ready_server, unknown_model
 from mlxui.servers.names import aliases
+from mlxui.servers.peers import Peer, PeerBook
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.relay import (
     ASGIApp,
@@ -45,6 +46,7 @@ from mlxui.servers.upstream import UpstreamError, UpstreamExchange
 MAX_BODY_BYTES = 50 * 1024 * 1024  # images travel as data URLs inside the JSON
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 LIST_REFRESH_S = 2.0  # GET /v1/models rescans the local models at most this often
+PEER_LIST_REFRESH_S = 30.0  # for another mlxui's refresher (downloads and profile edits rescan anyway)
 
 
 class Gateway:
@@ -57,11 +59,13 @@ class Gateway:
         api_key_provider: Callable[[], str | None] = lambda: None,
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
+        peers: PeerBook | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.api_key_provider = api_key_provider
         self.max_body_bytes = max_body_bytes
-        self.calls = ModelCalls(supervisor)  # the other dialects' road to a model (dialects/)
+        self.peers = peers  # other mlxui machines whose models are listed and forwarded to
+        self.calls = ModelCalls(supervisor, peers)  # the other dialects' road to a model (dialects/)
         self.responses = ResponsesDialect(self.calls)  # OpenAI Responses
         self.anthropic = anthropic.AnthropicMessages(self.calls, max_body_bytes=max_body_bytes)
 
@@ -82,16 +86,20 @@ class Gateway:
         elif ResponsesDialect.serves(path):
             await self.responses(scope, receive, send, self._read_body)
         elif path == "/v1/models" and method == "GET":
-            await self.supervisor.refresh_models(max_age=LIST_REFRESH_S)
+            forwarded = peer_calls.is_forwarded(scope["headers"])  # another mlxui asks each second
+            await self.supervisor.refresh_models(max_age=PEER_LIST_REFRESH_S if forwarded else LIST_REFRESH_S)
             cards = [self._model_card(s) for s in self._servers()]
-            await send_json(send, 200, {"object": "list", "data": cards})
+            await send_json(send, 200, {"object": "list", "data": cards + self._peer_cards(scope)})
         elif path.startswith("/v1/models/") and method == "GET":
             asked = path.removeprefix("/v1/models/")
             server = await self.supervisor.lookup(asked)
-            if server is None:
-                await send_call_error(send, unknown_model(self.supervisor, asked))
-            else:
+            peer_card = next((c for c in self._peer_cards(scope) if c["id"] == asked), None)
+            if server is not None:
                 await send_json(send, 200, self._model_card(server))
+            elif peer_card is not None:
+                await send_json(send, 200, peer_card)
+            else:
+                await send_call_error(send, unknown_model(self.supervisor, asked))
         else:
             await send_error(
                 send, 404, f"No such endpoint: {method} {path}", "invalid_request_error", "not_found"
@@ -133,12 +141,19 @@ class Gateway:
             )
             return
         asked = body["model"]
+        asked_keep_alive = body.get("keep_alive")  # a peer's gateway reads it itself
         try:  # Ollama's field: removed here, mlx_lm does not know it (keep_alive.py)
             keep_alive = _keep_alive(body.pop("keep_alive", None))
         except KeepAliveError as exc:
             await send_error(send, 400, str(exc), "invalid_request_error", "invalid_keep_alive")
             return
-        server = await self.supervisor.lookup(asked)
+        server = self.supervisor.find_by_model(asked)  # a local name wins over a peer's model
+        if server is None and (hit := self._peer(scope, asked)) is not None:
+            if keep_alive is not None:
+                body["keep_alive"] = asked_keep_alive
+            await peer_calls.forward(self.peers, *hit, asked, body, path, receive, send)  # type: ignore[arg-type]
+            return
+        server = server or await self.supervisor.lookup(asked)
         if server is None:
             await send_call_error(send, unknown_model(self.supervisor, asked))
             return
@@ -209,6 +224,17 @@ class Gateway:
         if not key or bearer_ok(scope["headers"], key):
             return True
         return scope["path"].rstrip("/") in anthropic.PATHS and api_key_ok(scope["headers"], key)
+
+    def _peer(self, scope: Scope, asked: str) -> tuple[Peer, str] | None:
+        """(peer, its own id) for a peer's model; never for a request another mlxui forwarded."""
+        if self.peers is None or peer_calls.is_forwarded(scope["headers"]):
+            return None
+        return self.peers.find(asked)
+
+    def _peer_cards(self, scope: Scope) -> list[dict[str, Any]]:
+        if self.peers is None or peer_calls.is_forwarded(scope["headers"]):
+            return []  # the loop guard: a peer asking for our models gets only our own
+        return self.peers.model_cards(set(self.supervisor.servers))
 
     def _servers(self) -> list[ManagedServer]:
         return sorted(self.supervisor.servers.values(), key=lambda s: s.name)
@@ -318,6 +344,7 @@ def register_gateway(
     *,
     api_key_provider: Callable[[], str | None],
     origins: Iterable[str] = (),
+    peers: PeerBook | None = None,
 ) -> Gateway:
     """Serve `/v1/*` and `GET /metrics` from `supervisor`'s profiles on `app` (call before it starts);
     web pages from loopback origins and `origins` may call the gateway from a browser (CORS).
@@ -327,7 +354,7 @@ def register_gateway(
     Host/Origin checks still apply: the HostOriginGuard registered on `app` (before or after this
     call) is found then and wrapped around the gateway's routes.
     """
-    gateway = Gateway(supervisor, api_key_provider)
+    gateway = Gateway(supervisor, api_key_provider, peers=peers)
     app.add_middleware(GatewayMiddleware, gateway=gateway, origins=tuple(origins))
     _keep_gateway_first(app)
     return gateway

@@ -18,6 +18,8 @@ from typing import Any
 
 from mlxui.servers.call_error import CallError
 from mlxui.servers.dialects.token_count import TokenCounter
+from mlxui.servers.peer_calls import peer_chat
+from mlxui.servers.peers import PeerBook
 from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.request_checks import RequestChecks
 from mlxui.servers.scheduler import AdmissionRefused, AdmissionTimeout
@@ -70,8 +72,9 @@ def unknown_model(supervisor: Supervisor, model: str) -> CallError:
 
 
 class ModelCalls:
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervisor, peers: PeerBook | None = None) -> None:
         self.supervisor = supervisor
+        self.peers = peers  # other mlxui machines: `<peer>/<id>` names their models (peers.py)
         self.counter = TokenCounter()  # tokenizers cached for the checks and count_tokens
         self.checks = RequestChecks(self.counter)
 
@@ -92,7 +95,15 @@ class ModelCalls:
         """An OpenAI chat request to `model` (any of its names), refused first when it cannot be
         served as asked (unless the caller already `checked` it). Yields a `ChatAnswer`: for
         `body["stream"]` iterate its `chunks()`, else read `whole`. Leaving the block early closes
-        the connection, which stops the generation."""
+        the connection, which stops the generation. A peer's model (`<peer>/<id>`, when no local
+        model has that name) is asked of that machine, which does its own checks."""
+        hit = None
+        if self.peers is not None and self.supervisor.find_by_model(model) is None:
+            hit = self.peers.find(model)
+        if hit is not None:
+            async with peer_chat(self.peers, *hit, body) as answer:  # type: ignore[arg-type]
+                yield answer
+            return
         server = await self.server(model)
         if not checked:
             await self.check(server, model, body)

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlxui.security import SECURITY_HEADERS
-from mlxui.servers.model_calls import CallError
+from mlxui.servers.call_error import CallError
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.upstream import UpstreamError, UpstreamExchange
 

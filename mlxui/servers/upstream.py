@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -41,18 +42,28 @@ class UpstreamExchange:
     _chunked: bool = field(default=False, repr=False)
     _chunk_left: int = field(default=0, repr=False)  # bytes left in the current chunk
     _done: bool = field(default=False, repr=False)
+    extra_head: str = field(default="", repr=False)  # more header lines (a peer's key), CRLF-ended
 
     @classmethod
-    async def open(cls, base_url: str, connect_timeout: float = 10.0) -> UpstreamExchange:
+    async def open(
+        cls, base_url: str, connect_timeout: float = 10.0, *, headers: dict[str, str] | None = None
+    ) -> UpstreamExchange:
+        """Connect to `base_url`'s host (TLS for https: another mlxui machine, servers/peers.py);
+        `headers` go with the request."""
         parts = urlsplit(base_url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        tls = parts.scheme == "https"
+        host, port = parts.hostname or "127.0.0.1", parts.port or (443 if tls else 80)
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, limit=MAX_HEAD_BYTES), connect_timeout
+                asyncio.open_connection(
+                    host, port, limit=MAX_HEAD_BYTES, ssl=ssl.create_default_context() if tls else None
+                ),
+                connect_timeout,
             )
         except (OSError, TimeoutError) as exc:
             raise UpstreamError(f"cannot connect to the model server at {host}:{port}: {exc}") from exc
-        return cls(reader, writer, host, port)
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        return cls(reader, writer, host, port, extra_head=extra)
 
     async def send(
         self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"
@@ -64,7 +75,7 @@ class UpstreamExchange:
         """
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+            f"Content-Length: {len(body)}\r\nAccept: */*\r\n{self.extra_head}Connection: close\r\n\r\n"
         ).encode("latin-1")
         try:
             self.writer.write(head + body)

@@ -86,7 +86,7 @@ class OllamaApi:
 
     async def _tags(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.supervisor.refresh_models(max_age=2.0)
-        await send_json(send, 200, ollama_models.tags(self.supervisor))
+        await send_json(send, 200, ollama_models.tags(self.supervisor, self.calls.peers))
 
     async def _ps(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_json(send, 200, ollama_models.running(self.supervisor))

@@ -4,10 +4,13 @@ NDJSON lines (streamed by default) or as one object (`stream: false`).
 The model server is always asked for a stream, also when the client wants one object: the answer
 is assembled here, and a client that leaves mid-answer frees the model at once (docs §5). An
 empty prompt (no messages) loads the model, or with `keep_alive: 0` unloads it, as in Ollama.
+Another mlxui machine's model (`<peer>/<model>`, servers/peers.py) is asked of that machine
+through `ModelCalls.chat`, which forwards it; loading or unloading one is left to that machine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +18,7 @@ from typing import Any
 
 from starlette.types import Receive, Send
 
-from mlxui.servers.dialects.ollama_models import find
+from mlxui.servers.dialects.ollama_models import find, mlxui_name
 from mlxui.servers.dialects.ollama_request import Request, translate
 from mlxui.servers.dialects.ollama_wire import (
     Ndjson,
@@ -36,14 +39,22 @@ async def answer(
     calls: ModelCalls, raw: dict[str, Any], kind: str, asked: str, receive: Receive, send: Send
 ) -> None:
     """Answer one chat (`kind` "chat") or generate request whose `model` is `asked`."""
-    server = await find(calls.supervisor, asked)
-    entry = calls.supervisor.local_entry(server)
+    wanted = mlxui_name(asked)
+    remote = calls.supervisor.find_by_model(wanted) is None and calls.peers and calls.peers.find(wanted)
+    server = None if remote else await find(calls.supervisor, asked)
+    entry = calls.supervisor.local_entry(server) if server else None
     request = translate(raw, kind, asked, entry.capabilities if entry else None)
     headers = [(b"x-mlxui-ignored-options", ",".join(request.ignored).encode())] if request.ignored else []
-    if request.empty:
+    if server is None:  # another machine's model: it checks, loads and keeps it itself
+        if request.empty:
+            raise OllamaError(400, f"{asked!r} runs on another mlxui machine: load or unload it there")
+        if request.keep_alive is not None:
+            request.body["keep_alive"] = request.keep_alive
+    elif request.empty:
         await send_json(send, 200, await _load_or_unload(calls, server, request, kind, asked), headers)
         return
-    await calls.check(server, asked, request.body)  # before the model loads: refusals are cheap
+    else:
+        await calls.check(server, asked, request.body)  # before the model loads: refusals are cheap
     lines = _lines(calls, server, request, kind, asked)
     if request.stream:
         out = Ndjson(send, headers)
@@ -84,19 +95,24 @@ async def _whole(lines: AsyncIterator[dict[str, Any]], kind: str, send: Send, he
     await send_json(send, 200, last, headers)
 
 
-async def _lines(calls: ModelCalls, server: ManagedServer, request: Request, kind: str,
+async def _lines(calls: ModelCalls, server: ManagedServer | None, request: Request, kind: str,
                  asked: str) -> AsyncIterator[dict[str, Any]]:  # fmt: skip
-    """The answer's Ollama lines: a piece per streamed chunk, the tool calls, the final `done` line."""
+    """The answer's Ollama lines: a piece per streamed chunk, the tool calls, the final `done` line.
+    `server` None: a peer's model (`asked` names it), which ModelCalls forwards."""
     started = time.monotonic()
-    with server.in_use():  # busy from here on: not stopped to make room while it loads
-        ready = await ready_server(calls.supervisor, server)
+    # busy from here on: not stopped to make room while it loads
+    with server.in_use() if server else contextlib.nullcontext():
+        name = mlxui_name(asked)
+        if server is not None:
+            ready = await ready_server(calls.supervisor, server)
+            name = ready.name
+            if request.keep_alive is not None:
+                ready.keep_loaded_for(request.keep_alive)
         loaded = time.monotonic()
-        if request.keep_alive is not None:
-            ready.keep_loaded_for(request.keep_alive)
         first: float | None = None
         finish: str | None = None
         tools: dict[int, dict[str, Any]] = {}
-        async with calls.chat(ready.name, {**request.body, "stream": True}, checked=True) as reply:
+        async with calls.chat(name, {**request.body, "stream": True}, checked=True) as reply:
             async for chunk in reply.chunks():
                 for choice in chunk.get("choices") or []:
                     delta = choice.get("delta") or {}

@@ -22,6 +22,7 @@ from mlxui.servers.dialects.ollama_wire import OllamaError, iso_of
 from mlxui.servers.keep_alive import idle_limit
 from mlxui.servers.model_defaults import display_name
 from mlxui.servers.names import find_server
+from mlxui.servers.peers import PeerBook
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.state import RUNNING_STATES
 from mlxui.servers.supervisor import Supervisor
@@ -104,9 +105,16 @@ def model_row(server: ManagedServer, supervisor: Supervisor) -> dict[str, Any]:
     }
 
 
-def tags(supervisor: Supervisor) -> dict[str, Any]:
+def tags(supervisor: Supervisor, peers: PeerBook | None = None) -> dict[str, Any]:
+    """`/api/tags`: the local models, then other mlxui machines' (`<peer>/<model>`) while up."""
     servers = sorted(supervisor.servers.values(), key=lambda s: listed_name(s, supervisor).casefold())
-    return {"models": [model_row(s, supervisor) for s in servers]}
+    rows = [model_row(s, supervisor) for s in servers]
+    for card in peers.model_cards(set(supervisor.servers)) if peers is not None else []:
+        if card["peer_state"] == "up":
+            name = tagged(card["id"])
+            rows.append({"name": name, "model": name, "modified_at": iso_of(card.get("created") or 0), "size": 0,
+                         "digest": hashlib.sha256(name.encode()).hexdigest(), "details": details(None)})  # fmt: skip
+    return {"models": rows}
 
 
 def running(supervisor: Supervisor) -> dict[str, Any]:

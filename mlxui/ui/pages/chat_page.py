@@ -15,10 +15,12 @@ from nicegui import background_tasks, ui
 
 from mlxui.chat.store import ChatInfo, ChatStoreError, MessageInfo
 from mlxui.hub.capabilities import Capabilities, read_local_capabilities
-from mlxui.servers.model_defaults import display_name
+from mlxui.servers.model_defaults import display_name, short_name
+from mlxui.servers.peers import Peer
 from mlxui.servers.process import ServerError
 from mlxui.servers.profiles import resolve_model
 from mlxui.servers.state import RUNNING_STATES, ServerState
+from mlxui.ui.autoscroll import AUTOSCROLL_JS
 from mlxui.ui.components.chat_message import ChatMessage
 from mlxui.ui.components.chat_settings import edit_chat_settings
 from mlxui.ui.components.chat_sidebar import ChatSidebar
@@ -44,28 +46,6 @@ POPSTATE_JS = "window.addEventListener('popstate', () => window.location.reload(
 CONTINUE = "Continue."  # what the Continue button sends after a stopped reply
 NARROW_PX = 1024  # below it the sidebar is a drawer over the chat (Quasar's drawer breakpoint)
 DOCK_CSS = ".composer-dock { background: #fff } .body--dark .composer-dock { background: var(--q-dark-page) }"
-# Keep the newest text in view, as chat apps do: follow the bottom while a reply streams, unless the
-# user has scrolled up to read; a new message (or another chat) brings the bottom back. All in the
-# browser: the server sends nothing extra.
-AUTOSCROLL_JS = """
-(() => {
-  const box = getHtmlElement(%(box)s);
-  const bottom = () => window.scrollTo(0, document.documentElement.scrollHeight);
-  const nearBottom = () => window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 96;
-  let follow = true, lastY = window.scrollY;
-  window.addEventListener('scroll', () => {  // only the user scrolls up; growing text never does
-    if (window.scrollY < lastY - 2) follow = false;
-    else if (nearBottom()) follow = true;
-    lastY = window.scrollY;
-  }, {passive: true});
-  new MutationObserver((changes) => {
-    if (changes.some((c) => c.target === box && c.type === 'childList')) follow = true;
-    if (follow) bottom();
-  }).observe(box, {childList: true, subtree: true, characterData: true});
-  bottom();
-  box.dataset.autoscroll = '1';
-})();
-"""
 
 
 class ChatPage:
@@ -89,7 +69,7 @@ class ChatPage:
             with ui.row().classes("w-full items-center gap-2 no-wrap"):
                 testid(ui.button(icon="menu", on_click=self.drawer.toggle).props('flat round aria-label="Conversations"'),
                        "conversations").tooltip("Conversations")  # fmt: skip
-                self.picker = ModelPicker(supervisor, on_pick=self.pick_model)
+                self.picker = ModelPicker(supervisor, on_pick=self.pick_model, peers=self.services.peers)
                 self.title = testid(ui.label("Chat").classes("text-xl font-semibold truncate"), "page-title")
                 ui.space()
                 self.settings_button = testid(ui.button(icon="tune", on_click=self._settings)
@@ -112,7 +92,9 @@ class ChatPage:
             await self.open_chat(chat_id, push=False)
         elif server is not None:
             found = await supervisor.lookup(server)
-            if found is None:
+            if found is None and self._peer(server) is not None:
+                await self.pick_model(server)
+            elif found is None:
                 ui.notify(f"There is no model or profile named {server!r} on this machine.", type="warning")
                 await self.select_server(None)
             else:
@@ -127,7 +109,7 @@ class ChatPage:
     async def pick_model(self, name: str) -> None:
         """The user chose a model: a chat whose own model is gone continues with it; otherwise its
         chats show on the left and a new conversation begins. A stopped model starts loading now."""
-        if self.chat_id is not None and self.services.supervisor.get(self.server or "") is None:
+        if self.chat_id is not None and not self._known(self.server):
             profile, model = self._owner(name)
             await self.store.set_server(self.chat_id, profile, model=model)
             await self._use_server(name)
@@ -157,22 +139,39 @@ class ChatPage:
             folder = resolve_model(managed.profile.model, self.services.config.hf_cache)
             if folder is not None:
                 self.caps = await asyncio.to_thread(read_local_capabilities, folder)
-        vision = bool(self.caps and self.caps.vision)
+        vision = bool(self.caps and self.caps.vision) or self.services.peers.capable(name, "vision")
         self.composer.set_vision(
             vision, "" if vision else "Images need a vision model; this model cannot see."
         )
         self._show_banner()
 
     def _owner(self, name: str) -> tuple[str | None, str | None]:
-        """(profile, model) for a chat with the server `name`."""
+        """(profile, model) for a chat with the server `name` (a peer's model: no profile)."""
         managed = self.services.supervisor.get(name)
         if managed is not None and managed.profile.implicit:
             return None, managed.profile.model
-        return name, None
+        return (None, name) if managed is None and self._peer(name) else (name, None)
+
+    def _peer(self, name: str | None) -> Peer | None:
+        """The other mlxui machine whose model `name` is (none when a local model has the name)."""
+        hit = self.services.peers.find(name) if name and self.services.supervisor.get(name) is None else None
+        return hit[0] if hit else None
+
+    def _known(self, name: str | None) -> bool:
+        return bool(name) and (
+            self.services.supervisor.get(name or "") is not None or self._peer(name) is not None
+        )
 
     def _show_banner(self) -> None:
         managed = self.services.supervisor.get(self.server) if self.server else None
         self.banner.clear()
+        if (peer := self._peer(self.server)) is not None:  # another machine's model: say when it is down
+            with self.banner:
+                testid(
+                    ui.label().bind_text_from(peer, "status", lambda s: f"{peer.name} is {s}"), "peer-note"
+                )
+            self.banner.bind_visibility_from(peer, "up", lambda up: not up)
+            return
         if managed is None:
             self.banner.set_visibility(self.server is not None)
             with self.banner:  # a chat whose model is gone: readable, and continued with another
@@ -204,7 +203,7 @@ class ChatPage:
         background_tasks.create(run(), name=f"start {name}")
 
     async def new_chat(self) -> None:
-        if not self.server or self.services.supervisor.get(self.server) is None:
+        if not self._known(self.server):
             ui.notify("Choose a model first.", type="warning")
             return
         chat = await self._create_chat()
@@ -252,16 +251,17 @@ class ChatPage:
         self.title.text = "Chat"
         with self.messages:
             managed = self.services.supervisor.get(self.server) if self.server else None
+            shown = display_name(managed.profile) if managed else short_name(self.server or "")
             text = (
-                "Choose a model above, then write a message."
-                if managed is None
-                else f"New conversation with {display_name(managed.profile)}. Write a message below."
+                f"New conversation with {shown}. Write a message below."
+                if self._known(self.server)
+                else "Choose a model above, then write a message."
             )
             testid(ui.label(text).classes("text-slate-500"), "chat-empty")
 
     # ----- sending, streaming, stopping ---------------------------------------------------------------------
     async def send(self, text: str, attachments: list[dict[str, Any]]) -> None:
-        if not self.server or self.services.supervisor.get(self.server) is None:
+        if not self._known(self.server):
             ui.notify("Choose a model first.", type="warning")
             return
         if self.chat_id is None:

@@ -1,4 +1,5 @@
-"""Settings page: address, Hugging Face token, servers and gateway, Ollama API, start at login, About."""
+"""Settings page: address, Hugging Face token, servers and gateway, Ollama API, other mlxui machines,
+start at login, About."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mlxui.ui.components.downloads_card import DownloadsCard
 from mlxui.ui.components.hf_token_card import HfTokenCard
 from mlxui.ui.components.network_card import NetworkCard
 from mlxui.ui.components.ollama_card import OllamaCard
+from mlxui.ui.components.peers_card import PeersCard
 from mlxui.ui.components.server_settings_card import ServerSettingsCard
 from mlxui.ui.frame import frame
 from mlxui.ui.testid import testid
@@ -28,5 +30,6 @@ async def build(services: Services) -> None:
         ServerSettingsCard(services.supervisor.settings, f"{services.config.base_url}/v1", services.config)
         OllamaCard(services)
         DownloadsCard(services.downloads.settings)
+        PeersCard(services.peers)
         await build_autostart_card(services.config)
         AboutCard(services.config)
