@@ -36,6 +36,7 @@ RESULTS = ROOT / "bench-results"
 # and a module with neither shows as a row saying what is missing rather than vanishing.
 MODULES = {
     "bench_downloads": "downloads",
+    "bench_parallel": "parallel",
     "bench_render": "render",
     "bench_gateway": "gateway",
     "bench_app": "app",
