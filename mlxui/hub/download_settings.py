@@ -1,6 +1,6 @@
 """The downloads' settings: a bandwidth limit for all downloads together and the most connections
 one download opens. Saved values apply to downloads already running (the limit at once, the
-connections from the next file set-up). docs/architecture.md §6.
+connections from the next download that starts). docs/architecture.md §11.
 """
 
 from __future__ import annotations

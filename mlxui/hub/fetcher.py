@@ -1,5 +1,5 @@
 """The files of one repo over several connections: worker threads fetch ranges, the event loop
-coordinates (progress, checksums, adding connections, flushing maps). docs/architecture.md §6.
+coordinates (progress, checksums, adding connections, flushing maps). docs/architecture.md §11.
 
 Bytes move in threads (blocking httpx, each network read written with `pwrite`), so the event loop only wakes
 ten times a second per download, whatever the speed. Connections start at `initial` and grow while

@@ -3,7 +3,7 @@
 Workers (threads) write ranges into the partial file with `write()`; the coordinator hashes the
 contiguous prefix as it grows (`hash_some()`, in a worker thread), so the checksum is known within
 a fraction of a second of the last byte; `finish()` checks it and turns the partial file into the
-blob, exactly where huggingface_hub puts it (docs/architecture.md §6).
+blob, exactly where huggingface_hub puts it (docs/architecture.md §11).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class FileJob:
         self._resolves: list[float] = []
         self._fd: int | None = None
         self._gate = threading.Lock()  # writes and close never overlap: no write into a closed fd
+        self._hash_lock = threading.Lock()  # one thread at a time feeds the digest
         self._flock: filelock.FileLock | None = None
         self._digest = _new_digest(f)
         self.hashed = 0
@@ -97,6 +98,15 @@ class FileJob:
                 n = os.pwrite(fd, view, pos)
                 view, pos = view[n:], pos + n
             self.map.add(offset, pos)
+        # Bytes that extend the hashed prefix are hashed now, while in memory (no read-back later);
+        # if the coordinator's hasher is busy, it reads them back instead.
+        if offset == self.hashed and self._hash_lock.acquire(blocking=False):
+            try:
+                if offset == self.hashed:
+                    self._digest.update(data)
+                    self.hashed += len(data)
+            finally:
+                self._hash_lock.release()
 
     def sync(self) -> None:
         """Flush data, then the map (so the map never names bytes a power cut could lose)."""
@@ -112,16 +122,18 @@ class FileJob:
 
     def hash_some(self, limit: int = 256 << 20) -> int:
         """Hash up to `limit` more bytes of the finished prefix; returns how many (blocking)."""
-        end, start = min(self.map.prefix(), self.hashed + limit), self.hashed
-        while self.hashed < end:
-            with self._gate:
-                if self._fd is None:
-                    break
-                block = os.pread(self._fd, min(HASH_BLOCK, end - self.hashed), self.hashed)
-            if not block:
-                raise DownloadError(f"{self.f.path} shrank while downloading.", transient=True)
-            self._digest.update(block)
-            self.hashed += len(block)
+        start = self.hashed
+        with self._hash_lock:
+            end = min(self.map.prefix(), self.hashed + limit)
+            while self.hashed < end:
+                with self._gate:
+                    if self._fd is None:
+                        break
+                    block = os.pread(self._fd, min(HASH_BLOCK, end - self.hashed), self.hashed)
+                if not block:
+                    raise DownloadError(f"{self.f.path} shrank while downloading.", transient=True)
+                self._digest.update(block)
+                self.hashed += len(block)
         return self.hashed - start
 
     def verified(self) -> bool:
@@ -130,8 +142,9 @@ class FileJob:
 
     def start_over(self) -> None:
         """The content proved wrong: forget every range and the checksum."""
-        self.map.reset()
-        self._digest, self.hashed = _new_digest(self.f), 0
+        with self._hash_lock:
+            self.map.reset()
+            self._digest, self.hashed = _new_digest(self.f), 0
 
     def finish(self) -> None:
         """Verified: close, turn the partial file into the blob and link it into the snapshot."""

@@ -3,7 +3,7 @@
 A parallel download writes its partial file (`blobs/<etag>.incomplete`) in place, range by range,
 so its size says nothing about what arrived. The map says it: `blobs/<etag>.incomplete.ranges`, an
 append-only log of 16-byte records (start, end; little-endian u64), one record written right after
-the bytes it names (docs/architecture.md §6). A kill -9 then loses only the bytes in flight: the
+the bytes it names (docs/architecture.md §11). A kill -9 then loses only the bytes in flight: the
 page cache keeps both the data and the record. `sync()` (on a schedule) flushes both to the disk,
 data first, so a power cut never leaves a record naming bytes that are not there. A torn last
 record is ignored; the log is compacted when it grows long.

@@ -5,7 +5,7 @@ missing ranges are cut into pieces of about size ÷ connections, smaller towards
 is at most the bytes left ÷ connections), so the last piece never runs on one connection while
 the others wait, and no request is ever cut short: every byte is asked for exactly once. A file
 whose server ignores `Range` becomes one stream from byte 0 (`Segment.whole`).
-docs/architecture.md §6.
+docs/architecture.md §11.
 """
 
 from __future__ import annotations
