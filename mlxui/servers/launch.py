@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shlex
 import signal
 import socket
@@ -27,6 +28,7 @@ _SCAN_LIMIT_BYTES = 2 * 1024 * 1024
 _ERROR_MARKERS = (" - ERROR - ",)
 _ERROR_PREFIXES = ("ERROR:",)
 _TRACEBACK = "Traceback (most recent call last)"
+_RANK_PREFIX = re.compile(r"^\[rank \d+\] ")  # a distributed server's lines (distributed.RANK_ENTRY)
 
 
 class StartFailure(Exception):
@@ -97,7 +99,8 @@ def failure_line(path: Path, offset: int) -> str | None:
     try:
         with open(path, "rb") as log:
             log.seek(offset)
-            lines = log.read(_SCAN_LIMIT_BYTES).decode(errors="replace").splitlines()
+            text = log.read(_SCAN_LIMIT_BYTES).decode(errors="replace")
+            lines = [_RANK_PREFIX.sub("", line, count=1) for line in text.splitlines()]
     except OSError:  # not written yet: nothing has failed
         return None
     for index, line in enumerate(lines):

@@ -23,6 +23,8 @@ from huggingface_hub.constants import HF_HUB_CACHE
 from nicegui import binding
 
 from mlxui.servers.crash_guard import CrashGuard
+from mlxui.servers.distributed import is_distributed, is_group_command
+from mlxui.servers.group_launch import GroupProcess, ended_message, launch_command
 from mlxui.servers.launch import (
     SERVER_MODULES,
     StartFailure,
@@ -114,6 +116,7 @@ class ManagedServer:
         self._log_offset = 0
         self._stream_tokens = 0
         self._watcher: asyncio.Task[None] | None = None
+        self._ending: asyncio.Task[None] | None = None  # the rest of a group whose rank crashed
 
     # --- what the gateway and the sampler call -------------------------------------------------
 
@@ -177,6 +180,8 @@ class ManagedServer:
     async def launch(self, ready_timeout: float) -> None:
         """Spawn the server and wait for a successful warm-up; READY, or FAILED + ServerError."""
         self._log_path = self._logs_dir / f"{self.name}.log"
+        if self._ending is not None:  # a crashed group's other ranks may still be on their way out
+            await asyncio.shield(self._ending)
         self._transition(ServerState.STARTING)
         self.kind, self.upstream_model = self.profile.kind, self.profile.model
         self.metrics.reset_totals()
@@ -222,11 +227,12 @@ class ManagedServer:
             self._forget_process()
             self._transition(ServerState.STOPPED)
             raise
+        await self._find_ranks()
         self._transition(ServerState.READY)
 
     async def adopt(self, pid: int, port: int, cmdline: list[str], ready_timeout: float) -> None:
         """Take over a live server a previous mlxui run started; READY after a warm-up answers."""
-        process = ServerProcess(pid)
+        process = (GroupProcess if is_group_command(cmdline) else ServerProcess)(pid)
         if process.create_time is None:
             raise psutil.NoSuchProcess(pid)
         self._process, self._log_path = process, self._logs_dir / f"{self.name}.log"
@@ -243,6 +249,7 @@ class ManagedServer:
             self._forget_process()
             self._transition(ServerState.FAILED, error=message.rstrip())
             raise ServerError(message.rstrip()) from None
+        await self._find_ranks()
         self._transition(ServerState.READY)
 
     async def terminate(self, timeout: float) -> None:
@@ -296,9 +303,12 @@ class ManagedServer:
 
     async def _spawn(self, port: int) -> None:
         cmd = build_command(self.profile, port)
+        if is_distributed(self.profile):  # mlx.launch runs mlx_lm.server on every rank
+            cmd = await launch_command(self.profile, cmd[3:], port, self._env, self._hf_cache)
         log, self._log_offset = await asyncio.to_thread(open_log, self.log_path, cmd)
         try:
-            self._process = ServerProcess.spawn(cmd, log=log, env=self._env, cwd=self._logs_dir)
+            kind = GroupProcess if is_group_command(cmd) else ServerProcess
+            self._process = kind.spawn(cmd, log=log, env=self._env, cwd=self._logs_dir)
         except OSError as exc:
             raise StartFailure(f"Could not start {cmd[2]}: {exc.strerror or exc}") from exc
         finally:
@@ -368,9 +378,11 @@ class ManagedServer:
         while self.state == ServerState.READY:
             await asyncio.sleep(WATCH_INTERVAL_S)
             if self.state == ServerState.READY and not self.is_alive():
-                code = self._process.returncode if self._process else None
-                tail = await asyncio.to_thread(read_log_tail, self.log_path, LOG_TAIL_LINES, self._log_offset)
-                message = f"The server (pid {self.pid}) stopped unexpectedly ({describe_exit(code)}).\n{tail}"
+                process = self._process
+                if isinstance(process, GroupProcess):  # one rank ends the group (the rest at once)
+                    self._ending = asyncio.get_running_loop().create_task(process.stop(2.0))
+                args = (process, self.pid, self.log_path, self._log_offset)
+                message = await asyncio.to_thread(ended_message, *args)
                 self._watcher = None  # this task ends here; the transition must not cancel it
                 self._forget_process()
                 self._transition(ServerState.CRASHED, error=message.rstrip())
@@ -380,6 +392,10 @@ class ManagedServer:
         if self._process is not None:
             await self._process.stop(timeout)
         return await asyncio.to_thread(read_log_tail, self.log_path, LOG_TAIL_LINES, self._log_offset)
+
+    async def _find_ranks(self) -> None:
+        if isinstance(self._process, GroupProcess):  # known once ready: each watch tick checks them
+            await asyncio.to_thread(self._process.find_ranks)
 
     def _forget_process(self) -> None:
         self._process = None
