@@ -10,6 +10,7 @@ lines. What needs no launch (the head-count sentence, ssh checks against a fake 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
@@ -21,10 +22,18 @@ import psutil
 import pytest
 
 from mlxui.config import Config
-from mlxui.servers.distributed import RANK_ENTRY, group_command, head_split_problem, ssh_problems
+from mlxui.servers.distributed import (
+    LAUNCHER_ENTRY,
+    RANK_ENTRY,
+    group_command,
+    head_split_problem,
+    ssh_problems,
+)
 from mlxui.servers.group_launch import GroupProcess
+from mlxui.servers.process import ManagedServer
 from mlxui.servers.profile_rules import ProfileError
 from mlxui.servers.profiles import Profile
+from mlxui.servers.runs import readopt
 from mlxui.servers.state import ServerState
 from tests.harness.smollm2 import QUESTION
 from tests.test_gateway import GatewayApp
@@ -72,8 +81,10 @@ def test_three_ranks_answer_paris_through_the_gateway_and_stop_leaves_none(gw: G
     assert isinstance(process, GroupProcess)
     assert sorted(process.ranks) == [0, 1, 2]  # every local rank, known by its MLX_RANK
     launcher = psutil.Process(server.pid)
-    assert "mlx.launch" in " ".join(launcher.cmdline()) and RANK_ENTRY in launcher.cmdline()
+    assert LAUNCHER_ENTRY in launcher.cmdline() and RANK_ENTRY in launcher.cmdline()
     assert os.getpgid(server.pid) == server.pid
+    idle = launcher.cpu_percent(interval=1.0)  # its stdin loop must wait, not spin (GroupProcess.spawn)
+    assert idle < 20, f"mlx.launch uses {idle:.0f} % CPU while the model is idle"
     assert all(os.getpgid(pid) == server.pid for pid in process.rank_pids())  # one process group
 
     # The tile's memory is the sum over the launcher and all its ranks.
@@ -82,6 +93,18 @@ def test_three_ranks_answer_paris_through_the_gateway_and_stop_leaves_none(gw: G
     while (server.metrics.rss_bytes or 0) < ranks_rss * 0.9 and time.monotonic() < deadline:
         time.sleep(0.25)
     assert server.metrics.rss_bytes is not None and server.metrics.rss_bytes >= ranks_rss * 0.9
+
+    # Re-adoption after an mlxui restart covers the group: the run record names the launcher.
+    recorded = dataclasses.replace(
+        server.profile, run_pid=server.pid, run_started_at=server.create_time,
+        run_cmdline=server.cmdline, run_port=server.port,
+    )  # fmt: skip
+    successor = ManagedServer(recorded, logs_dir=gw.config.logs_dir, env={}, publish=lambda *_: None)
+    assert _call(gw, readopt(successor, recorded, {}, timeout=60)) is True
+    adopted = successor._process  # noqa: SLF001
+    assert successor.state == ServerState.READY and isinstance(adopted, GroupProcess)
+    assert adopted.rank_pids() == process.rank_pids()
+    successor.detach()  # the first one goes on supervising it
 
     pids = _group_pids(server.pid)
     assert len(pids) >= 4  # the launcher and 3 ranks
@@ -140,8 +163,8 @@ def test_the_launch_command_is_mlx_launch_with_the_ring_and_the_rank_entry() -> 
     cmd = group_command(
         profile, ["--model", "/m", "--port", "9"], ring_port=40000, env={"HF_HUB_OFFLINE": "1"}
     )
-    assert cmd[:2] == [sys.executable, str(Path(sys.executable).parent / "mlx.launch")]
-    assert cmd[2:] == [
+    assert cmd[:3] == [sys.executable, "-c", LAUNCHER_ENTRY]
+    assert cmd[3:] == [
         "--backend", "ring", "--starting-port", "40000", "--hosts", "10.0.0.1,10.0.0.2", "-n", "2",
         "--python", "/py", "--env", "HF_HUB_OFFLINE=1", "--", "-c", RANK_ENTRY, "--model", "/m", "--port", "9",
     ]  # fmt: skip

@@ -20,11 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 import psutil
 
@@ -52,10 +55,32 @@ _SCAN_BYTES = 2 * 1024 * 1024
 class GroupProcess(ServerProcess):
     """An `mlx.launch` process (spawned or re-adopted) and the local ranks under it."""
 
-    def __init__(self, pid: int, popen: object | None = None) -> None:
-        super().__init__(pid, popen)  # type: ignore[arg-type]
+    def __init__(self, pid: int, popen: subprocess.Popen[bytes] | None = None) -> None:
+        super().__init__(pid, popen)
         self.ranks: dict[int, psutil.Process] = {}  # rank -> its local process, once seen
         self.dead_rank: tuple[int, int] | None = None  # (rank, pid) of the local rank that died first
+
+    @classmethod
+    def spawn(cls, cmd: list[str], *, log: IO[bytes], env: dict[str, str], cwd: Path) -> GroupProcess:
+        """Like a server, but stdin is a pipe nobody writes and the launcher itself holds open:
+        mlx.launch forwards its stdin to the ranks with `select` in a 0.1 s loop, and at EOF (say
+        /dev/null) that loop never waits and burns a core for as long as the model runs."""
+        read_end, write_end = os.pipe()
+        try:
+            popen = subprocess.Popen(
+                cmd,
+                stdin=read_end,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                pass_fds=(write_end,),  # the launcher keeps the pipe open: never EOF, never readable
+            )
+        finally:
+            os.close(read_end)
+            os.close(write_end)
+        return cls(popen.pid, popen)
 
     def find_ranks(self) -> dict[int, int]:
         """Learn the local ranks (blocking: reads /proc); rank -> pid."""

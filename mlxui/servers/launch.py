@@ -142,6 +142,7 @@ def model_problem(profile: Profile, hf_cache: Path) -> str | None:
     gone, unreadable, no weights, or weights alone larger than this machine's memory."""
     from mlxui.hub.capabilities import read_local_capabilities
     from mlxui.hub.memory import estimate_memory, system_memory
+    from mlxui.servers.distributed import local_share
     from mlxui.servers.profiles import resolve_model
 
     for field, model in (("model", profile.model), ("draft model", profile.draft_model)):
@@ -169,9 +170,10 @@ def model_problem(profile: Profile, hf_cache: Path) -> str | None:
             needed = sum(w.stat().st_size for w in weights)
             estimate = estimate_memory(read_local_capabilities(folder), weight_bytes=needed)
             total, _ = system_memory()
-            if estimate.weights_bytes > total:
+            here = estimate.weights_bytes * local_share(profile)  # distributed: this Mac's part
+            if here > total:
                 return (
-                    f"{model} needs {estimate.weights_bytes / 1e9:.1f} GB for its weights alone; this "
+                    f"{model} needs {here / 1e9:.1f} GB for its weights alone here; this "
                     f"machine has {total / 1e9:.1f} GB of memory. Choose a smaller (more quantized) model."
                 )
     return None
