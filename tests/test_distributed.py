@@ -25,13 +25,16 @@ from mlxui.config import Config
 from mlxui.servers.distributed import (
     LAUNCHER_ENTRY,
     RANK_ENTRY,
+    describe_ranks,
+    first_host_problem,
     group_command,
     head_split_problem,
+    local_share,
     ssh_problems,
 )
 from mlxui.servers.group_launch import GroupProcess
 from mlxui.servers.process import ManagedServer
-from mlxui.servers.profile_rules import ProfileError
+from mlxui.servers.profile_rules import FieldChecker, ProfileError
 from mlxui.servers.profiles import Profile
 from mlxui.servers.runs import readopt
 from mlxui.servers.state import ServerState
@@ -191,4 +194,39 @@ def test_each_remote_host_is_checked_with_one_ssh_call(
         '"BatchMode=yes"' in argvs[0]
         and '"ConnectTimeout=5"' in argvs[0]
         and "'/models/big model'" in argvs[0]
+    )
+
+
+def test_the_distributed_fields_are_checked_and_normalised() -> None:
+    base = {"name": "d", "model": "/m"}
+    clean = FieldChecker({**base, "hosts": "127.0.0.1, 10.0.0.2", "ranks": 1, "backend": "ring"}).run(
+        [], 8765
+    )
+    assert (clean["hosts"], clean["ranks"], clean["backend"], clean["parallel"]) == (
+        ["127.0.0.1", "10.0.0.2"],
+        None,
+        None,
+        None,
+    )
+    checker = FieldChecker({
+        **base, "hosts": ["10.0.0.1", "-oProxyCommand=x"], "ranks": 0, "backend": "tcp",
+        "parallel": "data", "remote_python": "python3", "hostfile": "hosts.json",
+    })  # fmt: skip
+    checker.run([], 8765)
+    assert set(checker.errors) == {"hosts", "ranks", "backend", "parallel", "remote_python", "hostfile"}
+    both = FieldChecker({**base, "hosts": ["10.0.0.1"], "hostfile": "/h.json"})
+    both.run([], 8765)
+    assert both.errors == {"hosts": "Give either hosts or a hostfile, not both."}
+
+
+def test_rank_0_must_be_this_machine_and_memory_counts_this_machines_share() -> None:
+    assert first_host_problem(["127.0.0.1", "10.9.9.9"]) is None
+    assert first_host_problem(["10.9.9.9", "127.0.0.1"]).startswith(
+        "The first host (10.9.9.9) must be this machine"
+    )
+    assert local_share(Profile(name="x", model="/m")) == 1.0
+    assert local_share(Profile(name="x", model="/m", ranks=3)) == 1.0
+    assert local_share(Profile(name="x", model="/m", hosts=["127.0.0.1", "10.9.9.9"], ranks=2)) == 0.5
+    assert describe_ranks(Profile(name="x", model="/m", hosts=["127.0.0.1", "10.9.9.9"], ranks=2)) == (
+        "4 ranks: 2 here, 2 on 10.9.9.9"
     )

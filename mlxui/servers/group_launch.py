@@ -35,12 +35,14 @@ from mlxui.servers.distributed import (
     RING_BASE_PORT,
     first_host_problem,
     group_command,
+    is_distributed,
+    is_group_command,
     rank_hosts,
     ring_base_port,
     split_problem,
     ssh_problems,
 )
-from mlxui.servers.launch import StartFailure, describe_exit
+from mlxui.servers.launch import StartFailure, build_command, describe_exit
 from mlxui.servers.logs import LOG_TAIL_LINES, read_log_tail
 from mlxui.servers.osprocess import ServerProcess
 from mlxui.servers.profiles import Profile, resolve_model
@@ -206,3 +208,17 @@ async def launch_command(
     if ring_port is None:
         raise StartFailure(f"No {len(hosts)} free ports in a row for the ring backend from {RING_BASE_PORT}.")
     return group_command(profile, server_args, ring_port=ring_port, env=env)
+
+
+async def server_command(profile: Profile, port: int, env: Mapping[str, str], hf_cache: Path) -> list[str]:
+    """The server's argument list: `mlx_lm.server` / `mlx_vlm.server`, or for a distributed
+    profile the checked `mlx.launch` command running `mlx_lm.server` on every rank."""
+    cmd = build_command(profile, port)
+    if not is_distributed(profile):
+        return cmd
+    return await launch_command(profile, cmd[3:], port, env, hf_cache)  # flags from --model on
+
+
+def process_kind(cmdline: list[str]) -> type[ServerProcess]:
+    """A group for an mlx.launch command line (spawned or re-adopted), a plain process else."""
+    return GroupProcess if is_group_command(cmdline) else ServerProcess

@@ -23,13 +23,11 @@ from huggingface_hub.constants import HF_HUB_CACHE
 from nicegui import binding
 
 from mlxui.servers.crash_guard import CrashGuard
-from mlxui.servers.distributed import is_distributed, is_group_command
-from mlxui.servers.group_launch import GroupProcess, ended_message, launch_command
+from mlxui.servers.group_launch import GroupProcess, ended_message, process_kind, server_command
 from mlxui.servers.launch import (
     SERVER_MODULES,
     StartFailure,
     arg_after,
-    build_command,
     describe_exit,
     failure_line,
     file_size,
@@ -181,7 +179,8 @@ class ManagedServer:
         """Spawn the server and wait for a successful warm-up; READY, or FAILED + ServerError."""
         self._log_path = self._logs_dir / f"{self.name}.log"
         if self._ending is not None:  # a crashed group's other ranks may still be on their way out
-            await asyncio.shield(self._ending)
+            await asyncio.gather(asyncio.shield(self._ending), return_exceptions=True)
+            self._ending = None
         self._transition(ServerState.STARTING)
         self.kind, self.upstream_model = self.profile.kind, self.profile.model
         self.metrics.reset_totals()
@@ -232,7 +231,7 @@ class ManagedServer:
 
     async def adopt(self, pid: int, port: int, cmdline: list[str], ready_timeout: float) -> None:
         """Take over a live server a previous mlxui run started; READY after a warm-up answers."""
-        process = (GroupProcess if is_group_command(cmdline) else ServerProcess)(pid)
+        process = process_kind(cmdline)(pid)
         if process.create_time is None:
             raise psutil.NoSuchProcess(pid)
         self._process, self._log_path = process, self._logs_dir / f"{self.name}.log"
@@ -302,13 +301,10 @@ class ManagedServer:
     # --- internals ------------------------------------------------------------------------
 
     async def _spawn(self, port: int) -> None:
-        cmd = build_command(self.profile, port)
-        if is_distributed(self.profile):  # mlx.launch runs mlx_lm.server on every rank
-            cmd = await launch_command(self.profile, cmd[3:], port, self._env, self._hf_cache)
+        cmd = await server_command(self.profile, port, self._env, self._hf_cache)  # or mlx.launch's
         log, self._log_offset = await asyncio.to_thread(open_log, self.log_path, cmd)
         try:
-            kind = GroupProcess if is_group_command(cmd) else ServerProcess
-            self._process = kind.spawn(cmd, log=log, env=self._env, cwd=self._logs_dir)
+            self._process = process_kind(cmd).spawn(cmd, log=log, env=self._env, cwd=self._logs_dir)
         except OSError as exc:
             raise StartFailure(f"Could not start {cmd[2]}: {exc.strerror or exc}") from exc
         finally:
