@@ -33,7 +33,7 @@ from mlxui.servers.distributed import (
     ssh_problems,
 )
 from mlxui.servers.group_launch import GroupProcess
-from mlxui.servers.process import ManagedServer
+from mlxui.servers.process import ManagedServer, ServerError
 from mlxui.servers.profile_rules import FieldChecker, ProfileError
 from mlxui.servers.profiles import Profile
 from mlxui.servers.runs import readopt
@@ -153,6 +153,30 @@ def test_two_ranks_are_refused_before_launch_with_the_head_count(gw: GatewayApp,
         _call(gw, gw.supervisor.profiles.create({**values, "ranks": 3, "parallel": "pipeline"}))
 
 
+@pytest.mark.slow
+def test_a_host_that_is_not_ready_fails_the_start_before_anything_is_spawned(
+    gw: GatewayApp, smollm2_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", f"{FAKEBIN}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKEBIN_LOG", str(tmp_path / "calls.log"))
+    monkeypatch.setenv("FAKE_SSH_HOSTS", "10.0.0.3=nomodel")
+    values = {"name": "trio", "model": str(smollm2_model), "hosts": ["127.0.0.1", "10.0.0.2", "10.0.0.3"]}
+    _call(gw, gw.supervisor.profiles.create(values))
+    try:
+        with pytest.raises(ServerError) as failed:
+            _call(gw, gw.supervisor.start("trio"))
+        assert str(failed.value).startswith(
+            "Not every host is ready:\n10.0.0.2: cannot be reached over ssh without a password (ssh: Could not "
+            f"resolve hostname 10.0.0.2: Name or service not known). Copy this Mac's key there (ssh-copy-id) "
+            f"and try `ssh 10.0.0.2 true`.\n10.0.0.3: the model folder {smollm2_model} is not there"
+        )
+        server = gw.supervisor.servers["trio"]
+        assert server.state == ServerState.FAILED and server.pid is None
+        assert len((tmp_path / "calls.log").read_text().splitlines()) == 2  # one ssh call per remote host
+    finally:
+        _call(gw, gw.supervisor.profiles.delete("trio"))
+
+
 def test_the_head_sentence_names_every_valid_count() -> None:
     config = {"num_attention_heads": 32, "num_key_value_heads": 8}
     assert head_split_problem(config, 8, "Llama") is None
@@ -217,6 +241,10 @@ def test_the_distributed_fields_are_checked_and_normalised() -> None:
     both = FieldChecker({**base, "hosts": ["10.0.0.1"], "hostfile": "/h.json"})
     both.run([], 8765)
     assert both.errors == {"hosts": "Give either hosts or a hostfile, not both."}
+    names = FieldChecker({**base, "hosts": ["mac-a", "mac-b"]})  # the ring connects to IPs
+    names.run([], 8765)
+    assert names.errors["hosts"].startswith("The ring backend needs IP addresses")
+    assert FieldChecker({**base, "hosts": ["mac-a", "mac-b"], "backend": "mpi"}).run([], 8765)["hosts"]
 
 
 def test_rank_0_must_be_this_machine_and_memory_counts_this_machines_share() -> None:

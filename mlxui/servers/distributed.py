@@ -275,11 +275,15 @@ def valid_host(text: str) -> bool:
     """A host name or an IP address, nothing a shell or ssh would read as an option."""
     if not text or text.startswith("-") or len(text) > 253:
         return False
+    return is_ip(text) or all(c.isalnum() or c in ".-_@" for c in text)
+
+
+def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
-        return True
     except ValueError:
-        return all(c.isalnum() or c in ".-_@" for c in text)
+        return False
+    return True
 
 
 def _quoted(text: str) -> str:

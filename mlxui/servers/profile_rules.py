@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlxui.hub.repo_id import REPO_ID  # the one model-id rule (profiles.resolve_model uses it too)
-from mlxui.servers.distributed import BACKENDS, MAX_RANKS, PARALLEL_MODES, valid_host
+from mlxui.servers.distributed import BACKENDS, MAX_RANKS, PARALLEL_MODES, is_ip, valid_host
 
 if TYPE_CHECKING:
     from mlxui.servers.profiles import Profile
@@ -201,6 +201,12 @@ class FieldChecker:
                 paths[key] = value.strip()
         if paths["hostfile"] and hosts:
             self.fail("hosts", "Give either hosts or a hostfile, not both.")
+        elif hosts and backend in (None, "ring") and not all(is_ip(h) for h in hosts):
+            self.fail(
+                "hosts",
+                "The ring backend needs IP addresses (e.g. the Thunderbolt Bridge's), or a hostfile "
+                "from mlx.distributed_config.",
+            )
         return {
             "ranks": None if ranks == 1 else ranks,
             "hosts": hosts or None,
