@@ -38,6 +38,7 @@ from mlxui.servers.profile_rules import FieldChecker, ProfileError
 from mlxui.servers.profiles import Profile
 from mlxui.servers.runs import readopt
 from mlxui.servers.state import ServerState
+from mlxui.services import server_status
 from tests.harness.smollm2 import QUESTION
 from tests.test_gateway import GatewayApp
 
@@ -96,6 +97,7 @@ def test_three_ranks_answer_paris_through_the_gateway_and_stop_leaves_none(gw: G
     while (server.metrics.rss_bytes or 0) < ranks_rss * 0.9 and time.monotonic() < deadline:
         time.sleep(0.25)
     assert server.metrics.rss_bytes is not None and server.metrics.rss_bytes >= ranks_rss * 0.9
+    assert server_status(server)["ranks"] == "3 ranks here"  # what the API and the tile say
 
     # Re-adoption after an mlxui restart covers the group: the run record names the launcher.
     recorded = dataclasses.replace(
