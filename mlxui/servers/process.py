@@ -2,8 +2,8 @@
 
 Every state change goes through `ManagedServer._transition`, which checks it against
 `TRANSITIONS`, logs it and publishes it. The process is a real `mlx_lm.server` or
-`mlx_vlm.server` started from an argument list in its own session (so its pid is its process
-group id), with its output in a per-profile log file. A server re-adopted after an mlxui restart
+`mlx_vlm.server` (or `mlx.launch` and its ranks: group_launch.py) started from an argument list in
+its own session (so its pid is its process group id), with its output in a per-profile log file. A server re-adopted after an mlxui restart
 is not our child: it is watched and stopped through psutil by pid, never by name.
 """
 
@@ -306,7 +306,8 @@ class ManagedServer:
         try:
             self._process = process_kind(cmd).spawn(cmd, log=log, env=self._env, cwd=self._logs_dir)
         except OSError as exc:
-            raise StartFailure(f"Could not start {cmd[2]}: {exc.strerror or exc}") from exc
+            what = cmd[2] if len(cmd[2]) < 40 else "mlx.launch"  # a module, or the launcher's code
+            raise StartFailure(f"Could not start {what}: {exc.strerror or exc}") from exc
         finally:
             log.close()  # the child has its own copy of the descriptor
         self.pid, self.port, self.cmdline = self._process.pid, port, cmd
