@@ -113,9 +113,16 @@ def test_three_ranks_answer_paris_through_the_gateway_and_stop_leaves_none(gw: G
 
     pids = _group_pids(server.pid)
     assert len(pids) >= 4  # the launcher and 3 ranks
+    log = server.log_path
+    stopping = time.monotonic()
     _call(gw, gw.supervisor.stop("smol3"))
     assert server.state == ServerState.STOPPED
     assert [pid for pid in pids if not _gone(pid)] == []
+    # Through the launcher (rank 0 ended, mlx.launch ended the others and said so), well before the
+    # stop timeout after which the group would be killed outright.
+    assert time.monotonic() - stopping < gw.supervisor.stop_timeout - 2
+    reports = log.read_text()
+    assert "Node with rank 1 " in reports and "Node with rank 2 " in reports  # killed, or exited
 
 
 @pytest.mark.slow
@@ -197,6 +204,10 @@ def test_the_launch_command_is_mlx_launch_with_the_ring_and_the_rank_entry() -> 
         "--backend", "ring", "--starting-port", "40000", "--hosts", "10.0.0.1,10.0.0.2", "-n", "2",
         "--python", "/py", "--env", "HF_HUB_OFFLINE=1", "--", "-c", RANK_ENTRY, "--model", "/m", "--port", "9",
     ]  # fmt: skip
+    from_file = Profile(name="x", model="/m", hostfile="/h.json", backend="jaccl", parallel="pipeline")
+    cmd = group_command(from_file, ["--model", "/m"], ring_port=40000, env={})
+    assert cmd[3:9] == ["--backend", "jaccl", "--starting-port", "40000", "--hostfile", "/h.json"]
+    assert "-n" not in cmd and cmd[-1] == "--pipeline" and cmd[cmd.index("--python") + 1] == sys.executable
 
 
 def test_each_remote_host_is_checked_with_one_ssh_call(

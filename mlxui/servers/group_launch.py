@@ -7,8 +7,8 @@ ssh sessions that carry the remote ranks. `GroupProcess` adds what a group needs
 - **liveness**: the group is alive while the launcher and every local rank it had when it became
   ready are alive. A rank killed outright is seen at the next watch tick (0.25 s); the launcher
   itself would notice only after up to ~2 s (its per-rank threads wait 1 s in `select`).
-- **stop**: SIGTERM to the launcher's direct children (the local ranks and the ssh sessions); the
-  launcher then ends every other rank itself, remote ones through its kill script over ssh, and
+- **stop**: SIGTERM to rank 0 (local, or the ssh session that carries it); the launcher sees a
+  rank end and ends every other one itself, the remote ones through its kill script over ssh, and
   exits. After the timeout, or if it does not, the whole group is killed (ServerProcess.stop).
 - **which rank died**: each local rank's MLX_RANK (from its environment) maps pid -> rank, and
   every output line of a rank starts with "[rank N] " (distributed.RANK_ENTRY), so a crash shows
@@ -117,9 +117,10 @@ class GroupProcess(ServerProcess):
         """End the ranks through the launcher (it stops the remote ones too), then the group."""
         members = await asyncio.to_thread(self._members)
         if super().is_alive():
-            for child in await asyncio.to_thread(self._direct_children):
+            first = await asyncio.to_thread(self._rank_0)
+            if first is not None:  # rank 0 ends: mlx.launch ends every other rank, here and remote
                 with contextlib.suppress(psutil.NoSuchProcess):
-                    child.send_signal(signal.SIGTERM)
+                    first.send_signal(signal.SIGTERM)
             if not await self._launcher_exited_within(timeout):
                 logger.warning(
                     "mlx.launch %s did not end its ranks in %.0f s; killing the group", self.pid, timeout
@@ -137,11 +138,15 @@ class GroupProcess(ServerProcess):
             await asyncio.sleep(0.05)
         return True
 
-    def _direct_children(self) -> list[psutil.Process]:
+    def _rank_0(self) -> psutil.Process | None:
+        """Rank 0's process: known by MLX_RANK, else the launcher's first child (its ssh session)."""
+        if 0 in self.ranks:
+            return self.ranks[0]
         try:
-            return self._proc.children() if self._proc is not None else []
+            children = self._proc.children() if self._proc is not None else []
+            return min(children, key=lambda child: (child.create_time(), child.pid), default=None)
         except psutil.NoSuchProcess:
-            return []
+            return None
 
     def _members(self) -> list[psutil.Process]:
         try:
