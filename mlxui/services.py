@@ -17,6 +17,7 @@ from mlxui.appearance import Appearance
 from mlxui.chat.store import ChatStore
 from mlxui.config import Config
 from mlxui.hub.downloads import DownloadManager
+from mlxui.servers.distributed import describe_ranks, is_distributed
 from mlxui.servers.memory_budget import effective_budget
 from mlxui.servers.model_defaults import display_name
 from mlxui.servers.peers import PeerBook
@@ -198,4 +199,6 @@ def server_status(server: Any) -> dict[str, Any]:
         "prompt_tokens_total": m.prompt_tokens_total, "completion_tokens_total": m.completion_tokens_total,
         "uptime_s": m.uptime_s, "reserved_bytes": m.reserved_bytes, "memory_bytes": m.rss_bytes,
         "pinned": server.profile.pinned, "note": server.note, "evictions": m.evictions,
+        # distributed: "3 ranks here", "4 ranks: 2 here, 2 on 10.0.0.2" (metrics sum the local ones)
+        "ranks": describe_ranks(server.profile) if is_distributed(server.profile) else None,
     }  # fmt: skip

@@ -43,6 +43,7 @@ MODULES = {
     "bench_chat": "chat",
     "bench_sched": "sched",
     "bench_dialects": "dialects",
+    "bench_distributed": "distributed",
 }
 
 Bench = Callable[[], list[dict]]

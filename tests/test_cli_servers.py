@@ -290,3 +290,23 @@ def test_settings_from_the_cli_apply_to_the_running_app(app: AppProcess) -> None
         assert httpx.get(f"{app.url}/v1/models").status_code == 200
     finally:
         httpx.put(f"{app.url}/api/settings", json={"default_idle_ttl": None, "gateway_key": None})
+
+
+def test_a_distributed_profile_whose_heads_do_not_split_is_refused(
+    app: AppProcess, smollm2_model: Path
+) -> None:
+    """2 ranks of SmolLM2 (9 heads, 3 KV heads) are refused before anything starts, by the CLI
+    and the API alike, with the counts that would work; 3 ranks are saved (docs/distributed.md)."""
+    sentence = (
+        f"{smollm2_model.name} has 9 attention heads and 3 KV heads: it splits over 1 or 3 ranks, not 2."
+    )
+    refused = mlxui(app, "add", "smol2", "--model", str(smollm2_model), "--ranks", "2")
+    assert refused.returncode != 0 and sentence in refused.stderr, refused.stderr
+    with httpx.Client(base_url=app.url, timeout=60, trust_env=False) as api:
+        answer = api.post("/api/profiles", json={"name": "smol2", "model": str(smollm2_model), "ranks": 2})
+        assert answer.status_code == 422 and answer.json()["error"]["fields"] == {"ranks": sentence}
+        assert api.get("/api/profiles").json() == []
+    saved = json.loads(
+        ok(mlxui(app, "add", "smol3", "--model", str(smollm2_model), "--ranks", "3", "--json"))
+    )
+    assert (saved["ranks"], saved["hosts"], saved["backend"], saved["parallel"]) == (3, None, None, None)

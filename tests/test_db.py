@@ -50,6 +50,7 @@ async def test_fresh_database_gets_every_table_in_wal_mode(db: Path) -> None:
             "0002_chat_pinned",
             "0003_chat_model",
             "0004_profile_pinned",
+            "0005_profile_distributed",
         ]
     )
     assert await journal_mode() == "wal"
@@ -146,10 +147,14 @@ async def test_upgrade_in_place_keeps_every_row(tmp_path: Path) -> None:
             "0002_chat_pinned",
             "0003_chat_model",
             "0004_profile_pinned",
+            "0005_profile_distributed",
         ]
         after = await _dump()
         assert [row.pop("pinned") for row in after["chats"]] == [0]
         assert [row.pop("pinned") for row in after["server_profiles"]] == [0]  # old profiles: not pinned
+        distributed = ("ranks", "hosts", "backend", "hostfile", "remote_python", "parallel")
+        # old profiles run on this machine alone, as before
+        assert [[row.pop(c) for c in distributed] for row in after["server_profiles"]] == [[None] * 6]
         assert [row.pop("model") for row in after["chats"]] == [None]  # an old chat follows its profile
         assert after == before
         column = (await _columns("chats"))["pinned"]

@@ -73,3 +73,19 @@ def test_suggested_names_are_valid_profile_names() -> None:
     assert suggest_name("/models/-weird", set()) == "weird"
     assert suggest_name("org/...", set()) == "server"
     assert suggest_name("org/a", {"a", "a-2"}) == "a-3"
+
+
+async def test_the_distributed_fields_are_folded_away_and_show_their_errors(
+    cached_models, user: User
+) -> None:
+    await user.open(f"/servers?model={cached_models['plain']}")
+    await user.should_see(marker="profile-save")
+    assert field(user, "profile-distributed").value is False  # the simple form stays simple
+    assert (
+        field(user, "profile-backend").value == "ring" and field(user, "profile-parallel").value == "tensor"
+    )
+    field(user, "profile-hosts").value = "10.0.0.1, -oProxyCommand=x"
+    user.find(marker="profile-save").click()
+    await wait_until(lambda: field(user, "profile-hosts").error is not None)
+    assert "host names or IP addresses" in field(user, "profile-distributed-problem").text
+    assert field(user, "profile-distributed").value is True  # opened to show where the error is

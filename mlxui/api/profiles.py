@@ -41,6 +41,15 @@ class ProfileFields(BaseModel):
     autostart: bool | None = None
     pinned: bool | None = None
     idle_ttl: int | None = None  # seconds without a request before an on-demand server stops
+    # Distributed (docs/distributed.md): processes per host (no hosts: local ranks), hosts (this
+    # machine first; a list or "a,b"), mlx.launch's backend, a hostfile, the remote Python, and
+    # "tensor" (default) or "pipeline".
+    ranks: int | None = None
+    hosts: list[str] | str | None = None
+    backend: str | None = None
+    hostfile: str | None = None
+    remote_python: str | None = None
+    parallel: str | None = None
 
     def given(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)

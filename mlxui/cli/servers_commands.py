@@ -50,6 +50,7 @@ def add_commands(commands: Any) -> None:
     add.add_argument("--autostart", action="store_true", help="start this server when mlxui starts")
     add.add_argument("--pin", dest="pinned", action="store_true",
                      help="keep it loaded: never stopped to make room for another model")  # fmt: skip
+    _distributed_options(add)
     add.add_argument("--json", action="store_true", help="print the saved profile as JSON")
     # --port is the profile's here, so the app is addressed with --app-host/--app-port (or MLXUI_*).
     add.add_argument(
@@ -112,11 +113,36 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _distributed_options(add: argparse.ArgumentParser) -> None:
+    """A model split over several processes or machines (mlx.launch; docs/distributed.md)."""
+    group = add.add_argument_group("distributed (MLX's own engine, mlx.launch)")
+    group.add_argument(
+        "--ranks",
+        type=int,
+        metavar="N",
+        help="processes per host (without --hosts: N local ranks on this machine)",
+    )
+    group.add_argument(
+        "--hosts",
+        metavar="A,B[,C]",
+        help="hosts to run on, this machine first (names or IPs; ring needs IPs)",
+    )
+    group.add_argument("--hostfile", metavar="PATH", help="a hostfile from mlx.distributed_config instead")
+    group.add_argument("--backend", choices=("ring", "jaccl", "mpi"), help="default: ring")
+    group.add_argument(
+        "--remote-python", metavar="PATH", help="the Python on the other hosts (default: this one's path)"
+    )
+    group.add_argument("--pipeline", action="store_true",
+                       help="pipeline instead of tensor parallelism (some model families)")  # fmt: skip
+
+
 def add_command(args: argparse.Namespace) -> int:
     values = {
         "name": args.name, "model": args.model, "port": args.server_port, "idle_ttl": args.ttl,
         "temperature": args.temp, "max_tokens": args.max_tokens, "autostart": args.autostart,
-        "pinned": args.pinned or None,
+        "pinned": args.pinned or None, "ranks": args.ranks, "backend": args.backend,
+        "hosts": args.hosts.split(",") if args.hosts else None, "hostfile": args.hostfile,
+        "remote_python": args.remote_python, "parallel": "pipeline" if args.pipeline else None,
     }  # fmt: skip
     # Only what was given: a left-out idle stop takes the app's default, an explicit null means never.
     given = {key: value for key, value in values.items() if value is not None}
@@ -126,6 +152,11 @@ def add_command(args: argparse.Namespace) -> int:
         return 0
     port = profile["port"] or "auto"
     print(f"Added {profile['name']}: {profile['model']} ({profile['kind']} server, port {port}).")
+    if profile.get("ranks") or profile.get("hosts") or profile.get("hostfile"):
+        where = ",".join(profile["hosts"] or []) or profile["hostfile"] or "this machine"
+        print(
+            f"Distributed: {profile['ranks'] or 1} rank(s) per host on {where}, {profile['backend'] or 'ring'}."
+        )
     print(f"Start it with `mlxui servers start {profile['name']}`.")
     return 0
 

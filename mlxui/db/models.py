@@ -35,6 +35,14 @@ class ServerProfile(Model):
     # "keep loaded": never stopped to make room (db_default: SQLite adds NOT NULL columns with one)
     pinned = fields.BooleanField(default=False, db_default=False)
     idle_ttl = fields.IntField(null=True)  # seconds; None: never stop for idleness
+    # Distributed (servers/distributed.py): processes per host, the hosts (None: this machine),
+    # mlx.launch's backend and hostfile, the Python on the remote hosts, tensor or pipeline.
+    ranks = fields.IntField(null=True)
+    hosts = fields.JSONField(null=True)
+    backend = fields.CharField(max_length=8, null=True)
+    hostfile = fields.CharField(max_length=1024, null=True)
+    remote_python = fields.CharField(max_length=1024, null=True)
+    parallel = fields.CharField(max_length=8, null=True)
     run_pid = fields.IntField(null=True)
     run_started_at = fields.FloatField(null=True)  # psutil create_time of run_pid
     run_cmdline = fields.JSONField(null=True)

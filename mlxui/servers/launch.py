@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shlex
 import signal
 import socket
@@ -27,6 +28,7 @@ _SCAN_LIMIT_BYTES = 2 * 1024 * 1024
 _ERROR_MARKERS = (" - ERROR - ",)
 _ERROR_PREFIXES = ("ERROR:",)
 _TRACEBACK = "Traceback (most recent call last)"
+_RANK_PREFIX = re.compile(r"^\[rank \d+\] ")  # a distributed server's lines (distributed.RANK_ENTRY)
 
 
 class StartFailure(Exception):
@@ -97,7 +99,8 @@ def failure_line(path: Path, offset: int) -> str | None:
     try:
         with open(path, "rb") as log:
             log.seek(offset)
-            lines = log.read(_SCAN_LIMIT_BYTES).decode(errors="replace").splitlines()
+            text = log.read(_SCAN_LIMIT_BYTES).decode(errors="replace")
+            lines = [_RANK_PREFIX.sub("", line, count=1) for line in text.splitlines()]
     except OSError:  # not written yet: nothing has failed
         return None
     for index, line in enumerate(lines):
@@ -139,6 +142,7 @@ def model_problem(profile: Profile, hf_cache: Path) -> str | None:
     gone, unreadable, no weights, or weights alone larger than this machine's memory."""
     from mlxui.hub.capabilities import read_local_capabilities
     from mlxui.hub.memory import estimate_memory, system_memory
+    from mlxui.servers.distributed import local_share
     from mlxui.servers.profiles import resolve_model
 
     for field, model in (("model", profile.model), ("draft model", profile.draft_model)):
@@ -166,9 +170,10 @@ def model_problem(profile: Profile, hf_cache: Path) -> str | None:
             needed = sum(w.stat().st_size for w in weights)
             estimate = estimate_memory(read_local_capabilities(folder), weight_bytes=needed)
             total, _ = system_memory()
-            if estimate.weights_bytes > total:
+            here = estimate.weights_bytes * local_share(profile)  # distributed: this Mac's part
+            if here > total:
                 return (
-                    f"{model} needs {estimate.weights_bytes / 1e9:.1f} GB for its weights alone; this "
+                    f"{model} needs {here / 1e9:.1f} GB for its weights alone here; this "
                     f"machine has {total / 1e9:.1f} GB of memory. Choose a smaller (more quantized) model."
                 )
     return None

@@ -16,6 +16,7 @@ from typing import Any
 
 from mlxui.db.settings import get_setting, set_setting
 from mlxui.hub.local import LocalEntry
+from mlxui.servers.distributed import local_share
 from mlxui.servers.process import ManagedServer
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class MemoryPlans:
         entry = self._local_entry(server)
         if entry is None or not entry.estimate.weights_known:
             return UNKNOWN_PLAN_BYTES
-        return entry.estimate.total_bytes
+        return int(entry.estimate.total_bytes * local_share(server.profile))  # distributed: this Mac's part
 
     def measured(self, server: ManagedServer) -> int | None:
         """The peak remembered for this server's current model, if it ever ran."""

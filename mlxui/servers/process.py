@@ -2,8 +2,8 @@
 
 Every state change goes through `ManagedServer._transition`, which checks it against
 `TRANSITIONS`, logs it and publishes it. The process is a real `mlx_lm.server` or
-`mlx_vlm.server` started from an argument list in its own session (so its pid is its process
-group id), with its output in a per-profile log file. A server re-adopted after an mlxui restart
+`mlx_vlm.server` (or `mlx.launch` and its ranks: group_launch.py) started from an argument list in
+its own session (so its pid is its process group id), with its output in a per-profile log file. A server re-adopted after an mlxui restart
 is not our child: it is watched and stopped through psutil by pid, never by name.
 """
 
@@ -23,11 +23,11 @@ from huggingface_hub.constants import HF_HUB_CACHE
 from nicegui import binding
 
 from mlxui.servers.crash_guard import CrashGuard
+from mlxui.servers.group_launch import GroupProcess, ended_message, process_kind, server_command
 from mlxui.servers.launch import (
     SERVER_MODULES,
     StartFailure,
     arg_after,
-    build_command,
     describe_exit,
     failure_line,
     file_size,
@@ -114,6 +114,7 @@ class ManagedServer:
         self._log_offset = 0
         self._stream_tokens = 0
         self._watcher: asyncio.Task[None] | None = None
+        self._ending: asyncio.Task[None] | None = None  # the rest of a group whose rank crashed
 
     # --- what the gateway and the sampler call -------------------------------------------------
 
@@ -177,6 +178,9 @@ class ManagedServer:
     async def launch(self, ready_timeout: float) -> None:
         """Spawn the server and wait for a successful warm-up; READY, or FAILED + ServerError."""
         self._log_path = self._logs_dir / f"{self.name}.log"
+        if self._ending is not None:  # a crashed group's other ranks may still be on their way out
+            await asyncio.gather(asyncio.shield(self._ending), return_exceptions=True)
+            self._ending = None
         self._transition(ServerState.STARTING)
         self.kind, self.upstream_model = self.profile.kind, self.profile.model
         self.metrics.reset_totals()
@@ -222,11 +226,12 @@ class ManagedServer:
             self._forget_process()
             self._transition(ServerState.STOPPED)
             raise
+        await self._find_ranks()
         self._transition(ServerState.READY)
 
     async def adopt(self, pid: int, port: int, cmdline: list[str], ready_timeout: float) -> None:
         """Take over a live server a previous mlxui run started; READY after a warm-up answers."""
-        process = ServerProcess(pid)
+        process = process_kind(cmdline)(pid)
         if process.create_time is None:
             raise psutil.NoSuchProcess(pid)
         self._process, self._log_path = process, self._logs_dir / f"{self.name}.log"
@@ -243,6 +248,7 @@ class ManagedServer:
             self._forget_process()
             self._transition(ServerState.FAILED, error=message.rstrip())
             raise ServerError(message.rstrip()) from None
+        await self._find_ranks()
         self._transition(ServerState.READY)
 
     async def terminate(self, timeout: float) -> None:
@@ -295,12 +301,13 @@ class ManagedServer:
     # --- internals ------------------------------------------------------------------------
 
     async def _spawn(self, port: int) -> None:
-        cmd = build_command(self.profile, port)
+        cmd = await server_command(self.profile, port, self._env, self._hf_cache)  # or mlx.launch's
         log, self._log_offset = await asyncio.to_thread(open_log, self.log_path, cmd)
         try:
-            self._process = ServerProcess.spawn(cmd, log=log, env=self._env, cwd=self._logs_dir)
+            self._process = process_kind(cmd).spawn(cmd, log=log, env=self._env, cwd=self._logs_dir)
         except OSError as exc:
-            raise StartFailure(f"Could not start {cmd[2]}: {exc.strerror or exc}") from exc
+            what = cmd[2] if len(cmd[2]) < 40 else "mlx.launch"  # a module, or the launcher's code
+            raise StartFailure(f"Could not start {what}: {exc.strerror or exc}") from exc
         finally:
             log.close()  # the child has its own copy of the descriptor
         self.pid, self.port, self.cmdline = self._process.pid, port, cmd
@@ -368,9 +375,11 @@ class ManagedServer:
         while self.state == ServerState.READY:
             await asyncio.sleep(WATCH_INTERVAL_S)
             if self.state == ServerState.READY and not self.is_alive():
-                code = self._process.returncode if self._process else None
-                tail = await asyncio.to_thread(read_log_tail, self.log_path, LOG_TAIL_LINES, self._log_offset)
-                message = f"The server (pid {self.pid}) stopped unexpectedly ({describe_exit(code)}).\n{tail}"
+                process = self._process
+                if isinstance(process, GroupProcess):  # one rank ends the group (the rest at once)
+                    self._ending = asyncio.get_running_loop().create_task(process.stop(2.0))
+                args = (process, self.pid, self.log_path, self._log_offset)
+                message = await asyncio.to_thread(ended_message, *args)
                 self._watcher = None  # this task ends here; the transition must not cancel it
                 self._forget_process()
                 self._transition(ServerState.CRASHED, error=message.rstrip())
@@ -380,6 +389,10 @@ class ManagedServer:
         if self._process is not None:
             await self._process.stop(timeout)
         return await asyncio.to_thread(read_log_tail, self.log_path, LOG_TAIL_LINES, self._log_offset)
+
+    async def _find_ranks(self) -> None:
+        if isinstance(self._process, GroupProcess):  # known once ready: each watch tick checks them
+            await asyncio.to_thread(self._process.find_ranks)
 
     def _forget_process(self) -> None:
         self._process = None

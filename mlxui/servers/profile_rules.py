@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlxui.hub.repo_id import REPO_ID  # the one model-id rule (profiles.resolve_model uses it too)
+from mlxui.servers.distributed import BACKENDS, MAX_RANKS, PARALLEL_MODES, is_ip, valid_host
 
 if TYPE_CHECKING:
     from mlxui.servers.profiles import Profile
@@ -38,6 +39,12 @@ EDITABLE_FIELDS = (
     "autostart",
     "idle_ttl",
     "pinned",
+    "ranks",
+    "hosts",
+    "backend",
+    "hostfile",
+    "remote_python",
+    "parallel",
 )
 # What mlx_vlm.server has no flag for: the form can grey these out for vision profiles.
 VLM_IGNORED_FIELDS = frozenset({"temperature", "top_p", "prompt_cache_size"})
@@ -79,6 +86,7 @@ class FieldChecker:
             "autostart": self._bool("autostart"),
             "pinned": self._bool("pinned"),
         }
+        clean.update(self._distributed())
         for name, (low, high, low_ok) in _FLOAT_RANGES.items():
             clean[name] = self._float(name, low, high, low_ok)
         for name, (low, high) in _INT_RANGES.items():
@@ -159,6 +167,53 @@ class FieldChecker:
             )
             return {}
         return value
+
+    def _distributed(self) -> dict[str, Any]:
+        """ranks, hosts, backend, hostfile, remote Python, parallel mode (servers/distributed.py)."""
+        ranks = self._int("ranks", 1, MAX_RANKS)
+        hosts = self.values.get("hosts")
+        if isinstance(hosts, str):
+            hosts = [h for h in re.split(r"[,\s]+", hosts) if h]
+        if hosts is not None and (
+            not isinstance(hosts, list) or not all(isinstance(h, str) and valid_host(h) for h in hosts)
+        ):
+            self.fail(
+                "hosts", "Give host names or IP addresses, separated by commas (e.g. 10.0.0.1,10.0.0.2)."
+            )
+            hosts = None
+        backend = self.values.get("backend") or None
+        if backend is not None and backend not in BACKENDS:
+            self.fail(
+                "backend", f"The backend is one of {', '.join(BACKENDS)} (ring unless you chose another)."
+            )
+        parallel = self.values.get("parallel") or None
+        if parallel is not None and parallel not in PARALLEL_MODES:
+            self.fail("parallel", "The mode is 'tensor' (every model) or 'pipeline' (some families).")
+        paths = {}
+        for key in ("hostfile", "remote_python"):
+            value = self.values.get(key)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                paths[key] = None
+            elif not isinstance(value, str) or not value.strip().startswith("/"):
+                self.fail(key, "Give an absolute path (starting with /), or leave it empty.")
+                paths[key] = None
+            else:
+                paths[key] = value.strip()
+        if paths["hostfile"] and hosts:
+            self.fail("hosts", "Give either hosts or a hostfile, not both.")
+        elif hosts and backend in (None, "ring") and not all(is_ip(h) for h in hosts):
+            self.fail(
+                "hosts",
+                "The ring backend needs IP addresses (e.g. the Thunderbolt Bridge's), or a hostfile "
+                "from mlx.distributed_config.",
+            )
+        return {
+            "ranks": None if ranks == 1 else ranks,
+            "hosts": hosts or None,
+            "backend": None if backend == "ring" else backend,
+            "parallel": None if parallel == "tensor" else parallel,
+            **paths,
+        }
 
     def _bool(self, key: str) -> bool:
         value = self.values.get(key, False)

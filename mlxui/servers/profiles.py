@@ -28,6 +28,7 @@ from tortoise.transactions import in_transaction
 from mlxui.config import Config
 from mlxui.db.models import ServerProfile
 from mlxui.hub.capabilities import read_local_capabilities
+from mlxui.servers.distributed import first_host_problem, is_distributed, split_problem
 from mlxui.servers.profile_rules import (
     EDITABLE_FIELDS,
     KINDS,
@@ -62,6 +63,12 @@ class Profile:
     autostart: bool = False
     pinned: bool = False  # "keep loaded": never stopped to make room for another model
     idle_ttl: int | None = None
+    ranks: int | None = None  # distributed (servers/distributed.py): processes per host
+    hosts: list[str] | None = None  # None: this machine only
+    backend: str | None = None  # mlx.launch --backend; None: ring
+    hostfile: str | None = None
+    remote_python: str | None = None  # None: this Python's path, on every host
+    parallel: str | None = None  # None: tensor; "pipeline" for the families that support it
     id: int | None = None
     run_pid: int | None = None
     run_started_at: float | None = None
@@ -238,6 +245,14 @@ class ProfileBook:
             assert model_folder is not None  # no model error above means it resolved
             caps = await asyncio.to_thread(read_local_capabilities, model_folder)
             clean["kind"] = "vlm" if caps.vision else "lm"
+        candidate = Profile(**clean)
+        if is_distributed(candidate):
+            assert model_folder is not None
+            problem = await asyncio.to_thread(split_problem, candidate, model_folder)
+            problem = problem or first_host_problem(candidate.hosts or [])
+            if problem:
+                field_name = "parallel" if candidate.parallel else "hosts" if candidate.hosts else "ranks"
+                raise ProfileError(field_name, problem)
         return clean
 
     async def _row(self, name: str) -> ServerProfile:

@@ -10,6 +10,7 @@ from nicegui import ui
 from mlxui.hub.local import LocalEntry
 from mlxui.servers.profile_rules import NAME_PATTERN
 from mlxui.servers.profiles import Profile, ProfileBook, ProfileError
+from mlxui.ui.components.distributed_fields import DistributedFields
 from mlxui.ui.testid import testid
 
 # What an empty field means (mlx_lm.server's own defaults, mlx-lm 0.32).
@@ -91,6 +92,7 @@ class ProfileEditor(ui.dialog):
                 self.fields["autostart"] = testid(ui.switch("Start with mlxui"), "profile-autostart")
                 self.fields["pinned"] = testid(ui.switch("Keep loaded"), "profile-pinned")
                 self.fields["pinned"].tooltip("Never stopped to make room for another model")
+            self.distributed = DistributedFields()
             self.form_error = testid(ui.label().classes("text-sm text-negative"), "profile-error")
             with ui.row().classes("w-full justify-end"):
                 ui.button("Cancel", on_click=self.close).props("flat")
@@ -119,6 +121,7 @@ class ProfileEditor(ui.dialog):
             element.value = values.get(name)
             element.error = None
         self._filling = False
+        self.distributed.fill(values)
         self.fields["autostart"].value = bool(values.get("autostart"))
         self.fields["pinned"].value = bool(values.get("pinned"))
         self.thinking.value = bool((values.get("chat_template_args") or {}).get("enable_thinking", True))
@@ -128,6 +131,7 @@ class ProfileEditor(ui.dialog):
 
     async def save(self) -> None:
         values = {name: _clean(element.value) for name, element in self.fields.items()}
+        values.update(self.distributed.values())
         values["autostart"] = bool(self.fields["autostart"].value)
         values["pinned"] = bool(self.fields["pinned"].value)
         args = dict(self.original.chat_template_args) if self.original else {}
@@ -136,6 +140,7 @@ class ProfileEditor(ui.dialog):
         values["chat_template_args"] = args
         for element in self.fields.values():
             element.error = None
+        self.distributed.show_errors({})
         try:
             if self.original:
                 saved = await self.profiles.update(self.original.name, values)
@@ -145,8 +150,9 @@ class ProfileEditor(ui.dialog):
             for field, message in exc.errors.items():
                 if field in self.fields:
                     self.fields[field].error = message
+            self.distributed.show_errors(exc.errors)
             self.form_error.text = "; ".join(
-                f"{k}: {v}" for k, v in exc.errors.items() if k not in self.fields
+                f"{k}: {v}" for k, v in exc.errors.items() if k not in self.fields | self.distributed.fields
             )
             return
         self.close()

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from nicegui import ui
 
 from mlxui.format import human_count, human_duration
+from mlxui.servers.distributed import describe_ranks, is_distributed
 from mlxui.servers.model_defaults import display_name
 from mlxui.servers.process import ManagedServer
 from mlxui.servers.state import ServerState
@@ -34,6 +35,12 @@ class ServerTile(ui.card):
                 with ui.column().classes("gap-0 min-w-0"):
                     ui.label(display_name(server.profile)).classes("text-base font-semibold truncate")
                     ui.label(server.profile.model).classes("text-xs text-slate-500 truncate")
+                    if is_distributed(server.profile):  # local ranks are summed below; remote named
+                        ranks = ui.label(describe_ranks(server.profile)).classes("text-xs text-slate-500")
+                        testid(ranks, f"ranks-{server.name}").tooltip(
+                            "Memory and CPU are summed over the ranks on this Mac; ranks on other hosts "
+                            "are not measured here."
+                        )
                 ui.space()
                 if server.profile.pinned:
                     keep = ui.chip("Keep loaded", icon="push_pin").props("dense square outline")
