@@ -48,11 +48,9 @@ class RateLimiter:
         if self.parent is not None:
             self.parent.take(n, stop)
 
-    def chunk(self, default: int) -> int:
-        """A read size that keeps bursts short under the current limit."""
-        rate = self._rate
-        size = default if rate <= 0 else max(16_384, min(default, int(rate / 20)))
-        return size if self.parent is None else self.parent.chunk(size)
+    def limited(self) -> bool:
+        """Is there a limit here or above?"""
+        return self._rate > 0 or (self.parent is not None and self.parent.limited())
 
 
 def parse_rate(text: str) -> int:
