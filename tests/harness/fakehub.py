@@ -33,18 +33,22 @@ from tests.harness.fakehub_http import (
     bearer,
     decode_cursor,
     encode_cursor,
+    halt,
     override_error,
     parse_range,
+    serve,
     truthy,
 )
 from tests.harness.fakehub_repos import (
     SORT_KEYS,
     HubRepo,
     RepoFileEntry,
+    check_repo_id,
     commit_sha,
     iso_time,
     listing_filter,
     model_json,
+    resolve_rev,
     scan_folder,
     sort_repos,
     tree_json,
@@ -86,19 +90,15 @@ class FakeHub:
     def start(self) -> None:
         if self._server is not None:
             return
-        self._server = Server(("127.0.0.1", self._port), self._handle)
+        self._server, self._thread = serve(self._port, self._handle, "fakehub")
         self._port = self._server.server_address[1]  # kept, so going online again reuses it
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fakehub", daemon=True)
-        self._thread.start()
         self.cdn.start()
 
     def stop(self) -> None:
         """Stop serving, cut open connections and join every handler thread."""
         server, thread = self._server, self._thread
         self._server = self._thread = None
-        if server is not None and thread is not None:
-            server.close_all()
-            thread.join(timeout=10)
+        if halt(server, thread):
             self.cdn.stop()
 
     @property
@@ -134,7 +134,7 @@ class FakeHub:
         """Serve the files under `folder` (read when served: keep it unchanged) as `repo_id`;
         return the commit sha of `main`. Adding the same id again with other files makes a new
         commit on `main`; earlier commits stay reachable by sha."""
-        _check_repo_id(repo_id)
+        check_repo_id(repo_id)
         files = scan_folder(Path(folder))
         sha = commit_sha(repo_id, files)
         with self._lock:
@@ -153,7 +153,7 @@ class FakeHub:
 
     def add_listing_only(self, repo_id: str, **metadata: Any) -> None:
         """A search result without files (one empty commit); takes add_repo's metadata keywords."""
-        _check_repo_id(repo_id)
+        check_repo_id(repo_id)
         sha = commit_sha(repo_id, {})
         with self._lock:
             index = len(self._repos)
@@ -291,7 +291,7 @@ class FakeHub:
         return {"Link": f'<http://{host}{rec.path}?{query}>; rel="next"'}
 
     def _model_info(self, h: Handler, rec: RequestRecord, repo: HubRepo, rev: str) -> None:
-        sha = _resolve_rev(repo, rev)
+        sha = resolve_rev(repo, rev)
         params = rec.params
         expand = params.get("expand", []) + params.get("expand[]", [])
         h.send_json(
@@ -299,7 +299,7 @@ class FakeHub:
         )
 
     def _tree(self, h: Handler, rec: RequestRecord, repo: HubRepo, rev: str, sub: str) -> None:
-        sha = _resolve_rev(repo, rev)
+        sha = resolve_rev(repo, rev)
         params = rec.params
         recursive, expand = truthy(params.get("recursive")), truthy(params.get("expand"))
         entries = tree_json(
@@ -313,7 +313,7 @@ class FakeHub:
         )
 
     def _resolve(self, h: Handler, rec: RequestRecord, repo: HubRepo, rev: str, token: str | None) -> None:
-        sha = _resolve_rev(repo, rev)
+        sha = resolve_rev(repo, rev)
         entry = repo.commits[sha].get(rec.filename or "")
         if entry is None:
             # X-Repo-Commit lets the client cache the file's absence (.no_exist)
@@ -393,15 +393,3 @@ class FakeHub:
         if stall is not None and sent + n > stall:
             return max(0, stall - sent), "stall"
         return n, None
-
-
-def _check_repo_id(repo_id: str) -> None:
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
-
-
-def _resolve_rev(repo: HubRepo, rev: str) -> str:
-    sha = repo.resolve(rev)
-    if sha is None:
-        raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
-    return sha

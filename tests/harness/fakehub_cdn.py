@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from tests.harness.fakehub_http import Handler, HubError, RequestRecord, Server
+from tests.harness.fakehub_http import Handler, HubError, RequestRecord, Server, halt, serve
 
 _SECRET = b"fake-cdn-signing-key"
 
@@ -30,17 +30,13 @@ class FakeCdn:
         self.signed = 0  # URLs handed out
 
     def start(self) -> None:
-        self._server = Server(("127.0.0.1", self.port), self._handle)
+        self._server, self._thread = serve(self.port, self._handle, "fakecdn")
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fakecdn", daemon=True)
-        self._thread.start()
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
         self._server = self._thread = None
-        if server is not None and thread is not None:
-            server.close_all()
-            thread.join(timeout=10)
+        halt(server, thread)
 
     def sign(self, repo_id: str, commit: str, filename: str, ttl: float | None) -> str:
         """A URL for the file that stops working `ttl` seconds from now (never, for None)."""

@@ -92,6 +92,23 @@ class Server(ThreadingHTTPServer):
         self.server_close()
 
 
+def serve(port: int, dispatch: Callable[[Handler], None], name: str) -> tuple[Server, threading.Thread]:
+    """A Server on 127.0.0.1:`port` (0: any) answering in its own thread; stop it with `halt`."""
+    server = Server(("127.0.0.1", port), dispatch)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def halt(server: Server | None, thread: threading.Thread | None) -> bool:
+    """Stop `server`, cut its connections and join its threads; False if it was not running."""
+    if server is None or thread is None:
+        return False
+    server.close_all()
+    thread.join(timeout=10)
+    return True
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's pooled connections expect
     timeout = 60  # an idle keep-alive socket is closed after this

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from tests.harness.fakehub_http import HubError
+
 # Files stored in Git LFS on the fake Hub: the real Hub tracks weights and any big file in LFS,
 # which changes the ETag (sha256 instead of the git blob sha1) and adds X-Linked-* headers.
 LFS_SUFFIXES = (".safetensors",)
@@ -320,3 +322,15 @@ def sort_repos(repos: list[HubRepo], sort: str | None, direction: str | None) ->
     attr = SORT_KEYS[sort]
     ordered = sorted(repos, key=lambda r: r.repo_id)  # ties broken by id, deterministically
     return sorted(ordered, key=lambda r: getattr(r, attr), reverse=direction != "1")
+
+
+def check_repo_id(repo_id: str) -> None:
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
+
+
+def resolve_rev(repo: HubRepo, rev: str) -> str:
+    sha = repo.resolve(rev)
+    if sha is None:
+        raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+    return sha
