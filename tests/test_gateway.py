@@ -37,6 +37,7 @@ from tests.harness import procguard
 from tests.harness.app_process import free_port, running_app
 from tests.harness.fixtures_models import HubCache, ModelDirs
 from tests.harness.models import ENDLESS_CYCLE, PLAIN_REPLY, PLAIN_TOKENS
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 HI = [{"role": "user", "content": "hi"}]
@@ -278,12 +279,12 @@ def test_client_disconnect_frees_the_server_and_tokens_per_s_returns_to_0(gw: Ga
     # Unstopped, it would generate 100,000 tokens at ~1,000/s using more than one core.
     server = psutil.Process(gw.supervisor.servers["endless"].pid)
     server.cpu_percent()
-    _wait_for(lambda: time.sleep(0.5) or server.cpu_percent() < 20, 3.0, "the server to go idle")
+    wait_until(lambda: time.sleep(0.5) or server.cpu_percent() < 20, 3.0, "the server to go idle")
     started = time.monotonic()
     reply = gw.client().chat.completions.create(model="endless", messages=HI, max_tokens=6)
     assert time.monotonic() - started < 1.0
     assert reply.choices[0].message.content == ENDLESS_CYCLE * 2
-    _wait_for(lambda: gw.metrics("endless").tokens_per_s == 0, 3.0, "tokens/s back to 0")
+    wait_until(lambda: gw.metrics("endless").tokens_per_s == 0, 3.0, "tokens/s back to 0")
 
 
 def test_failed_profile_answers_503_with_the_reason(gw: GatewayApp) -> None:
@@ -306,7 +307,7 @@ def test_server_killed_mid_stream_gives_an_error_then_restarts(gw: GatewayApp) -
             if n == 20:
                 os.killpg(killed, signal.SIGKILL)
     assert "ended the stream early" in str(caught.value) or "broke" in str(caught.value)
-    _wait_for(lambda: gw.supervisor.servers["crashy"].state == ServerState.CRASHED, 2.0, "state crashed")
+    wait_until(lambda: gw.supervisor.servers["crashy"].state == ServerState.CRASHED, 2.0, "state crashed")
     # The next request restarts it (the crash loop guard allows three in five minutes).
     after = client.chat.completions.create(model="crashy", messages=HI, max_tokens=6, timeout=90)
     assert after.choices[0].message.content == ENDLESS_CYCLE * 2
@@ -382,11 +383,3 @@ def test_real_app_serves_the_gateway(hub_cache: HubCache, tmp_path: Path) -> Non
             assert 'mlxui_server_up{profile="plain"} 1' in httpx.get(f"{app.url}/metrics").text
         finally:
             httpx.post(f"{app.url}/api/servers/stop-all", timeout=60)
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)

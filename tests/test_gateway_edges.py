@@ -5,9 +5,7 @@ gateway from real Chromium; a foreign origin is refused). docs/architecture.md Â
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -19,43 +17,12 @@ from tests.harness import procguard
 from tests.harness.app_process import module_app
 from tests.harness.browser import new_driver, quit_driver, wait_for
 from tests.harness.models import PLAIN_REPLY
+from tests.harness.page_site import PageSite
 
 KEY = "edge-key-1"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 HI = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 20}
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-
-
-class PageSite:
-    """Serves the test's pages from its own port (any name that resolves here reaches it)."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, str] = {}
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                body = site.pages.get(self.path.split("?")[0], "").encode()
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def origin(self, name: str) -> str:
-        return f"http://{name}:{self.port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from mlxui.servers.process import ManagedServer
 from mlxui.servers.state import ServerState
 from tests.harness.fixtures_models import HubCache, ModelDirs
 from tests.harness.models import PLAIN_REPLY
+from tests.harness.waiting import wait_until
 from tests.test_gateway import HI, GatewayApp
 
 pytestmark = pytest.mark.slow
@@ -73,7 +74,7 @@ def _crash(gw: SupervisedGateway, name: str) -> None:
     server = gw.managed(name)
     assert server.state == ServerState.READY and server.pid is not None
     os.killpg(server.pid, signal.SIGKILL)
-    _wait_for(lambda: server.state == ServerState.CRASHED, 3.0, f"{name} crashed")
+    wait_until(lambda: server.state == ServerState.CRASHED, 3.0, f"{name} crashed")
 
 
 def test_a_crashed_server_is_restarted_by_the_next_request(gw: SupervisedGateway) -> None:
@@ -128,7 +129,7 @@ def test_keep_alive_0_stops_the_server_right_after_the_answer(gw: SupervisedGate
     _answered(gw.ask("once", keep_alive=0, stream=False))  # mlx_lm never sees the field
     answered = time.monotonic()
     pid = server.pid
-    _wait_for(lambda: server.state == ServerState.STOPPED, 2.0, "once stopped")
+    wait_until(lambda: server.state == ServerState.STOPPED, 2.0, "once stopped")
     assert time.monotonic() - answered < 2.0 and pid is not None and not _alive(pid)
     assert server.keep_alive is None  # the override lasts while that process runs
 
@@ -140,7 +141,7 @@ def test_keep_alive_duration_stops_a_server_started_by_hand(gw: SupervisedGatewa
     answered = time.monotonic()
     time.sleep(1.2)
     assert server.state == ServerState.READY
-    _wait_for(lambda: server.state == ServerState.STOPPED, 3.0, "briefly stopped")
+    wait_until(lambda: server.state == ServerState.STOPPED, 3.0, "briefly stopped")
     assert 1.9 < time.monotonic() - answered < 3.5
 
 
@@ -154,7 +155,7 @@ def test_negative_keep_alive_outlasts_the_profile_idle_ttl(gw: SupervisedGateway
     time.sleep(1.5)
     assert server.state == ServerState.READY
     _answered(gw.ask("forever", keep_alive="0s"))  # the next keep_alive changes it
-    _wait_for(lambda: server.state == ServerState.STOPPED, 2.0, "forever stopped")
+    wait_until(lambda: server.state == ServerState.STOPPED, 2.0, "forever stopped")
 
 
 def _alive(pid: int) -> bool:
@@ -162,11 +163,3 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)

