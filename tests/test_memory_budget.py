@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlxui.config import ConfigError, load_config
+from mlxui.servers import memory_budget
 from mlxui.servers.memory_budget import (
     GIB,
     MIB,
@@ -97,7 +98,9 @@ def test_defaults_suit_the_system(total: int, system: str, budget: int, source: 
 
 
 def test_the_setting_takes_bytes_or_sizes_and_refuses_out_of_range_values(monkeypatch) -> None:
-    monkeypatch.setattr("mlxui.servers.memory_budget.physical_memory", lambda: 32 * GIB)
+    # The module object, not its dotted name: NiceGUI's user simulation drops `mlxui` from
+    # sys.modules after each test, so a name lookup through the package can fail later in a run.
+    monkeypatch.setattr(memory_budget, "physical_memory", lambda: 32 * GIB)
     settings = ServerSettings()
     assert settings.check("memory_budget", "24GB") == 24 * GIB
     assert settings.check("memory_budget", 24 * GIB) == 24 * GIB
