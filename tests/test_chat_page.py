@@ -191,7 +191,9 @@ def test_stop_on_the_endless_model_frees_the_server(chat_app, chrome) -> None:
     clicked = time.monotonic()
     find_marked(chrome, "send").click()  # Send turns into Stop while a reply streams
     wait_for(lambda: last_reply(chrome).get_attribute("data-status") == "partial", timeout=5, what="stopped")
-    assert time.monotonic() - clicked < 1.0
+    # A broken Stop never ends the endless reply (the wait above fails); how fast it ends is
+    # scripts/bench --only chat (0.47 s median). 3 s leaves room for a loaded 2-core CI machine.
+    assert time.monotonic() - clicked < 3.0
     assert text_of(last_reply(chrome), "message-metrics").startswith("Stopped")
     status, content = db_rows(chat_app, "select status, content from messages where role='assistant' "
                                         "order by id desc")[0]  # fmt: skip
